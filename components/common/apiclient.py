@@ -93,8 +93,12 @@ class ApiClient:
             path += "/" + subresource
         return await self._call("PATCH", path, patch, "application/merge-patch+json")
 
-    async def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
-        return await self._call("DELETE", kinds.for_object(api_version, kind).object_path(name, namespace))
+    async def delete(self, api_version: str, kind: str, namespace: str | None, name: str, *,
+                     grace_period_seconds: int | None = None) -> dict[str, Any]:
+        path = kinds.for_object(api_version, kind).object_path(name, namespace)
+        if grace_period_seconds is not None:
+            path += f"?gracePeriodSeconds={grace_period_seconds}"
+        return await self._call("DELETE", path)
 
     async def apply(self, obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """Create the object, or replace it if it exists: returns ("created"|"configured"|"unchanged", obj)."""
