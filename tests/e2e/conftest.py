@@ -1,0 +1,19 @@
+import os
+
+import pytest
+
+from tests.e2e import hoststate
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_left_as_found():
+    """After the whole end-to-end session, the host is as it was before it."""
+    if os.geteuid() != 0:
+        yield
+        return
+    before = hoststate.snapshot()
+    yield
+    after = hoststate.snapshot()
+    problems = hoststate.differences(before, after)
+    leftovers = hoststate.run_processes()
+    assert not problems and not leftovers, "\n".join(problems + leftovers)

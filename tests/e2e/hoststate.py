@@ -1,0 +1,63 @@
+"""What the host's network looks like from outside: links, addresses, routes, rules, iptables
+(both backends), named network namespaces, mounts and run directories. Two snapshots taken before
+and after a run must be equal: the emulator leaves the host as it found it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from harness import sandbox
+
+COUNTERS = re.compile(r"\[\d+:\d+\]")
+
+
+def _run(*argv: str) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=20).stdout
+    except FileNotFoundError:
+        return f"({argv[0]} not installed)"
+    lines = [COUNTERS.sub("[0:0]", line) for line in out.splitlines() if not line.startswith("#")]
+    return "\n".join(lines)
+
+
+def _mounts() -> str:
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return "\n".join(sorted(points))
+
+
+def snapshot() -> dict[str, str]:
+    run_root = sandbox.run_root()
+    return {
+        "links": _run("ip", "-o", "link", "show"),
+        "addresses": _run("ip", "-o", "addr", "show"),
+        "routes": _run("ip", "route", "show", "table", "all"),
+        "rules": _run("ip", "rule", "show"),
+        "iptables-legacy": _run("iptables-legacy-save"),
+        "iptables-nft": _run("iptables-nft-save"),
+        "netns": _run("ip", "netns", "list"),
+        "mounts": _mounts(),
+        "run directories": "\n".join(sorted(p.name for p in run_root.iterdir())) if run_root.is_dir() else "",
+        "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
+    }
+
+
+def differences(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return [f"{key} changed:\n--- before\n{before[key]}\n--- after\n{after[key]}"
+            for key in before if before[key] != after.get(key)]
+
+
+def run_processes() -> list[str]:
+    """Processes of any run of the emulator still alive on the host (by their command lines)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "harness.daemon" in cmdline or "harness.runinit" in cmdline or "-m components." in cmdline:
+            found.append(f"{proc.name}: {cmdline.strip()}")
+    return found
