@@ -82,6 +82,7 @@ def prepare_run(path: str | Path, name: str | None) -> tuple[RunDir, topology.To
         sandbox.remove(run)
     run.path.mkdir(parents=True)
     run.topology_file.write_text(Path(path).read_text())
+    run.write_shims()
     (run.path / "request.json").write_text(json.dumps({"source": str(Path(path).resolve()), "name": cluster_name}))
     return run, topo
 

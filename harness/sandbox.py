@@ -91,6 +91,18 @@ class RunDir:
         return self.path / "data"
 
     @property
+    def bin(self) -> Path:
+        """`kubectl` (and later `istioctl`) for this cluster: put it first on PATH."""
+        return self.path / "bin"
+
+    def write_shims(self) -> None:
+        self.bin.mkdir(parents=True, exist_ok=True)
+        for tool in ("kubectl",):
+            shim = self.bin / tool
+            shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m harness.cli --cluster "{self.cluster}" {tool} "$@"\n')
+            shim.chmod(0o755)
+
+    @property
     def topology_file(self) -> Path:
         return self.path / "topology.yaml"
 
