@@ -120,6 +120,7 @@ class Daemon:
         self.reporter.send("progress", message="starting the apiserver")
         await nursery.start(self._supervise_apiserver)
         await self._register_nodes()
+        await self._register_apiserver_pod()
         kubelet = Kubelet(self.run, self.api, self.nodes, self.apiserver_endpoint)
         await nursery.start(kubelet.serve)
         self.reporter.send("progress", message="installing cluster add-ons (kube-proxy, CoreDNS)")
@@ -207,6 +208,32 @@ class Daemon:
             except ApiError as exc:
                 if exc.code != 409:
                     raise BringUpError(f"registering node {name} failed: {exc}") from exc
+
+    async def _register_apiserver_pod(self) -> None:
+        """The mirror pod a kubelet publishes for the apiserver's static pod (seen in `get pods -A`)."""
+        node = next(iter(self.nodes.values()))
+        name = f"kube-apiserver-{node.net.name}"
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": name, "namespace": "kube-system",
+            "labels": {"component": "kube-apiserver", "tier": "control-plane"},
+            "annotations": {"kubernetes.io/config.mirror": "static", "kubernetes.io/config.source": "file"}},
+            "spec": {"nodeName": node.net.name, "hostNetwork": True, "priorityClassName": "system-node-critical",
+                     "containers": [{"name": "kube-apiserver", "image": "registry.k8s.io/kube-apiserver:v1.29.2",
+                                     "command": ["kube-apiserver"]}]}}
+        ready = [{"type": t, "status": "True", "lastTransitionTime": stamp}
+                 for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")]
+        try:
+            await self.api.create(pod)
+            await self.api.patch("v1", "Pod", "kube-system", name, {"status": {
+                "phase": "Running", "conditions": ready, "hostIP": node.net.ip, "podIP": node.net.ip,
+                "podIPs": [{"ip": node.net.ip}], "startTime": stamp,
+                "containerStatuses": [{"name": "kube-apiserver", "ready": True, "started": True, "restartCount": 0,
+                                       "image": "registry.k8s.io/kube-apiserver:v1.29.2",
+                                       "state": {"running": {"startedAt": stamp}}}]}}, subresource="status")
+        except ApiError as exc:
+            if exc.code != 409:
+                raise BringUpError(f"registering the apiserver's mirror pod failed: {exc}") from exc
 
     async def _apply(self, manifests: list[topology.Manifest], source: str) -> None:
         for manifest in manifests:
