@@ -21,6 +21,7 @@ from pyroute2 import NetNS
 FABRIC_BRIDGE = "br0"
 FABRIC_PREFIX = "172.18.0"
 FABRIC_PREFIXLEN = 16
+SERVICE_CIDR = "10.96.0.0/16"
 SCOPE_LINK = 253
 
 
@@ -110,6 +111,9 @@ def add_node(fabric_netns: str, node: NodeNet) -> None:
         eth0 = _index(ns, "eth0")
         ns.addr("add", index=eth0, address=node.ip, prefixlen=FABRIC_PREFIXLEN)
         ns.link("set", index=eth0, state="up")
+        # kind nodes reach ClusterIPs through their default route; ours need a route so that
+        # kube-proxy's DNAT (or its REJECT for services without endpoints) is reached at all.
+        ns.route("add", dst=SERVICE_CIDR, oif=eth0, scope=SCOPE_LINK)
 
 
 def route_between(nodes: list[NodeNet]) -> None:
