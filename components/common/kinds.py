@@ -1,7 +1,7 @@
 """The resource kinds the cluster knows: REST names, scope and kubectl short names.
 
-Kinds not listed here are still stored by the apiserver (generic storage): their plural is
-derived the Kubernetes way and they are namespaced.
+The apiserver serves exactly the kinds registered here (anything else is 404, as for a kind whose
+CRD is not installed); its storage is generic, so registering a kind is all it takes to serve it.
 """
 
 from __future__ import annotations
@@ -100,6 +100,11 @@ for _k in BUILTIN_KINDS:
 def served(api_version: str, kind: str) -> Kind | None:
     """The Kind served at this apiVersion, or None (kubectl: "no matches for kind")."""
     return _SERVED.get((api_version, kind))
+
+
+def all_served() -> list[Kind]:
+    """Every served kind at every version, in registration order (preferred versions first)."""
+    return list(_SERVED.values())
 
 
 def by_path(api_version: str, plural: str) -> Kind | None:
