@@ -132,6 +132,14 @@ def secret(obj: Obj) -> None:
         obj["data"] = data
 
 
+# The status an object of these kinds starts with (anything a client sent is dropped).
+INITIAL_STATUS: dict[tuple[str, str], Obj] = {
+    ("", "Pod"): {"phase": "Pending"}, ("", "Namespace"): {"phase": "Active"}, ("", "Service"): {"loadBalancer": {}},
+    ("apps", "Deployment"): {},
+    ("apps", "DaemonSet"): {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                            "numberReady": 0},
+}
+
 DEFAULTERS: dict[tuple[str, str], Callable[[Obj], None]] = {
     ("", "Pod"): pod, ("", "Service"): service, ("", "Namespace"): namespace, ("", "Secret"): secret,
     ("apps", "Deployment"): deployment, ("apps", "DaemonSet"): daemon_set,

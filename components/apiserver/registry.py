@@ -118,11 +118,11 @@ class Registry:
             metadata.pop(field, None)
         if resources.has_status(group_kind) and group_kind != resources.key(resources.NODE):
             obj.pop("status", None)
+            if group_kind in defaults.INITIAL_STATUS:
+                obj["status"] = copy.deepcopy(defaults.INITIAL_STATUS[group_kind])
         defaults.apply(group_kind, obj)
         if group_kind == resources.key(resources.POD):
             self._admit_pod(obj)
-        elif group_kind == resources.key(resources.NAMESPACE):
-            obj["status"] = {"phase": "Active"}
         self._validate(kind, obj)
         if self.find(kind, namespace, metadata["name"]) is not None:
             raise errors.already_exists(kind, metadata["name"])
@@ -155,7 +155,6 @@ class Registry:
             raise errors.forbidden(resources.POD, pod["metadata"].get("name", ""),
                                    f'error looking up service account {namespace}/{account}: serviceaccount '
                                    f'"{account}" not found')
-        pod["status"] = {"phase": "Pending"}
 
     async def wait_for_service_account(self, namespace: str, body: Any) -> None:
         """Give the namespace controller a moment to make a new namespace's `default` account, as
