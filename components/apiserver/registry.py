@@ -162,9 +162,13 @@ class Registry:
         spec = body.get("spec") if isinstance(body, dict) else None
         if not isinstance(spec, dict) or (spec.get("serviceAccountName") or spec.get("serviceAccount")):
             return
+        def waiting() -> bool:
+            ns = self.store.get(resources.key(resources.NAMESPACE), "", namespace)
+            return ns is not None and not meta.is_terminating(ns) and \
+                self.store.get(resources.key(resources.SERVICE_ACCOUNT), namespace, "default") is None
+
         with trio.move_on_after(SERVICE_ACCOUNT_WAIT):
-            while self.store.get(resources.key(resources.NAMESPACE), "", namespace) is not None and \
-                    self.store.get(resources.key(resources.SERVICE_ACCOUNT), namespace, "default") is None:
+            while waiting():
                 await self.store.wait_beyond(self.store.resource_version)
 
     def _validate(self, kind: kinds.Kind, obj: Obj, extra: list[FieldError] | None = None) -> None:
@@ -243,8 +247,11 @@ class Registry:
                     new["status"] = copy.deepcopy(old["status"])
                 else:
                     new.pop("status", None)
+            is_pod = group_kind == resources.key(resources.POD)
+            if is_pod:
+                self._carry_over_pod_fields(new, old)
             defaults.apply(group_kind, new)
-            extra = self._pod_update(new, old) if group_kind == resources.key(resources.POD) else []
+            extra = self._pod_update_errors(new, old) if is_pod else []
             self._validate(kind, new, extra)
             new_ip = self._service_ips(kind, new, old)
             if _spec_part(new) != _spec_part(old):
@@ -261,12 +268,25 @@ class Registry:
             self.allocator.reserve(new_ip)
         return self.store.put(new)
 
-    def _pod_update(self, new: Obj, old: Obj) -> list[FieldError]:
-        """Carry over what the apiserver set (binding, service account); refuse other spec changes."""
-        spec, old_spec = new["spec"], old.get("spec") or {}
+    @staticmethod
+    def _carry_over_pod_fields(new: Obj, old: Obj) -> None:
+        """Keep what the apiserver set and a manifest does not say (binding, service account, pull
+        policies), so re-applying a pod's manifest is not a change."""
+        spec, old_spec = new.setdefault("spec", {}), old.get("spec") or {}
         for field in ("nodeName", "serviceAccountName", "serviceAccount"):
             if not spec.get(field) and old_spec.get(field):
                 spec[field] = old_spec[field]
+        for field in ("containers", "initContainers"):
+            previous = {c.get("name"): c for c in old_spec.get(field) or []}
+            for container in spec.get(field) or []:
+                before = previous.get(container.get("name"))
+                if before is not None and "imagePullPolicy" not in container and "imagePullPolicy" in before:
+                    container["imagePullPolicy"] = before["imagePullPolicy"]
+
+    @staticmethod
+    def _pod_update_errors(new: Obj, old: Obj) -> list[FieldError]:
+        """A pod's spec may change only in its images, deadline, grace period and added tolerations."""
+        spec, old_spec = new["spec"], old.get("spec") or {}
         comparable = copy.deepcopy(spec)
         for field in ("containers", "initContainers"):
             for mine, theirs in zip(comparable.get(field) or [], old_spec.get(field) or []):
