@@ -9,6 +9,7 @@ of type int32`); otherwise every unknown field is reported (`strict decoding err
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from typing import Any, Callable
 
 QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
@@ -32,7 +33,7 @@ def _json_kind(value: Any) -> str:
     return "object"
 
 
-class Schema:
+class Schema(ABC):
     go_type = ""
 
     def type_error(self, value: Any, struct: str, path: str) -> DecodeError:
@@ -41,8 +42,10 @@ class Schema:
             kind = f"number {value}"
         return DecodeError(f"json: cannot unmarshal {kind} into Go struct field {struct}.{path} of type {self.go_type}")
 
+    @abstractmethod
     def walk(self, value: Any, where: str, struct: str, path: str, unknown: list[str]) -> None:
-        raise NotImplementedError
+        """Check `value` (at `where`, with indices; at `struct`.`path` in Go's terms), collecting
+        unknown fields and raising DecodeError on a wrong type."""
 
 
 class Scalar(Schema):

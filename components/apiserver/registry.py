@@ -74,13 +74,8 @@ class Registry:
         if kind_name and kind_name != kind.kind:
             raise errors.bad_request(f"the kind in the data ({kind_name}) does not match the expected kind "
                                      f"({kind.kind})")
-        schema = schemas.SCHEMAS.get(resources.key(kind))
         try:
-            if schema is not None:
-                decoding.decode(body, schema)
-            elif not isinstance(body.get("metadata", {}), dict):
-                raise decoding.DecodeError("json: cannot unmarshal into Go struct field Object.metadata of type "
-                                           "v1.ObjectMeta")
+            decoding.decode(body, schemas.schema_for(resources.key(kind)))
         except decoding.DecodeError as exc:
             raise errors.bad_request(f'{kind.kind} in version "{kind.version}" cannot be handled as a '
                                      f"{kind.kind}: {exc}") from exc
@@ -338,7 +333,8 @@ class Registry:
 
     def delete(self, kind: kinds.Kind, namespace: str, name: str, *, grace: int | None = None,
                dry_run: bool = False) -> Obj:
-        """Delete an object; bound pods, namespaces and objects with finalizers are only marked."""
+        """Delete an object; pods on a node, namespaces and objects with finalizers are only marked
+        (the kubelet, the namespace controller or the finalizer's owner completes the deletion)."""
         old = self.get(kind, namespace, name)
         group_kind = resources.key(kind)
         if group_kind == resources.key(resources.NAMESPACE):
@@ -347,7 +343,8 @@ class Registry:
             spec = old.get("spec") or {}
             if grace is None:
                 grace = spec.get("terminationGracePeriodSeconds", 30)
-            graceful = spec.get("nodeName") and not meta.is_pod_terminal(old) and grace > 0
+            node = self.store.get(resources.key(resources.NODE), "", spec.get("nodeName") or "")
+            graceful = node is not None and not meta.is_pod_terminal(old) and grace > 0
             if graceful:
                 return self._mark_deleted(old, grace, dry_run)
         if old["metadata"].get("finalizers"):

@@ -59,7 +59,8 @@ RESOURCE_FIELD_SELECTOR = _struct("ResourceFieldSelector", containerName=STRING,
 KEY_SELECTOR = {"name": STRING, "key": STRING, "optional": BOOL}
 ENV_VAR_SOURCE = _struct(
     "EnvVarSource", fieldRef=OBJECT_FIELD_SELECTOR, resourceFieldRef=RESOURCE_FIELD_SELECTOR,
-    configMapKeyRef=Struct("ConfigMapKeySelector", KEY_SELECTOR), secretKeyRef=Struct("SecretKeySelector", KEY_SELECTOR),
+    configMapKeyRef=Struct("ConfigMapKeySelector", KEY_SELECTOR),
+    secretKeyRef=Struct("SecretKeySelector", KEY_SELECTOR),
     fileKeyRef=_object("FileKeySelector"))
 ENV_VAR = _struct("EnvVar", name=STRING, value=STRING, valueFrom=ENV_VAR_SOURCE)
 ENV_FROM = _struct("EnvFromSource", prefix=STRING,
@@ -204,14 +205,16 @@ CONTAINER_STATE = _struct(
 CONTAINER_STATUS = _struct(
     "ContainerStatus", name=STRING, state=CONTAINER_STATE, lastState=CONTAINER_STATE, ready=BOOL,
     restartCount=INT32, image=STRING, imageID=STRING, containerID=STRING, started=BOOL,
-    allocatedResources=RESOURCE_LIST, resources=RESOURCE_REQUIREMENTS, volumeMounts=ListOf(_object("VolumeMountStatus")),
+    allocatedResources=RESOURCE_LIST, resources=RESOURCE_REQUIREMENTS,
+    volumeMounts=ListOf(_object("VolumeMountStatus")),
     user=_object("ContainerUser"), allocatedResourcesStatus=ListOf(_object("ResourceStatus")), stopSignal=STRING)
 POD_IP = _struct("PodIP", ip=STRING)
 POD_STATUS = _struct(
     "PodStatus", observedGeneration=INT64, phase=STRING,
     conditions=ListOf(_struct("PodCondition", type=STRING, observedGeneration=INT64, status=STRING,
                               lastProbeTime=TIME, lastTransitionTime=TIME, reason=STRING, message=STRING)),
-    message=STRING, reason=STRING, nominatedNodeName=STRING, hostIP=STRING, hostIPs=ListOf(_struct("HostIP", ip=STRING)),
+    message=STRING, reason=STRING, nominatedNodeName=STRING, hostIP=STRING,
+    hostIPs=ListOf(_struct("HostIP", ip=STRING)),
     podIP=STRING, podIPs=ListOf(POD_IP), startTime=TIME, initContainerStatuses=ListOf(CONTAINER_STATUS),
     containerStatuses=ListOf(CONTAINER_STATUS), ephemeralContainerStatuses=ListOf(CONTAINER_STATUS),
     qosClass=STRING, resize=STRING, resourceClaimStatuses=ListOf(_object("PodResourceClaimStatus")),
@@ -310,6 +313,23 @@ DAEMON_SET = _kind(
         numberUnavailable=INT32, collisionCount=INT32,
         conditions=ListOf(Struct("DaemonSetCondition", {k: v for k, v in APPS_CONDITION_FIELDS.items()
                                                         if k != "lastUpdateTime"}))))
+
+class _OpenStruct(Struct):
+    """An object whose listed fields are checked and whose other fields are kept as they are."""
+
+    def walk(self, value: object, where: str, struct: str, path: str, unknown: list[str]) -> None:
+        if isinstance(value, dict):
+            known = {k: v for k, v in value.items() if k in self.fields}
+            super().walk(known, where, struct, path, unknown)
+        else:
+            super().walk(value, where, struct, path, unknown)
+
+
+def schema_for(group_kind: tuple[str, str]) -> Struct:
+    """The schema of a kind; kinds without one (Istio's, the Gateway API's) get their metadata checked."""
+    return SCHEMAS.get(group_kind) or _OpenStruct(group_kind[1], {"apiVersion": STRING, "kind": STRING,
+                                                                  "metadata": OBJECT_META})
+
 
 SCHEMAS: dict[tuple[str, str], Struct] = {
     ("", "Namespace"): NAMESPACE, ("", "Node"): NODE, ("", "Pod"): POD, ("", "Service"): SERVICE,

@@ -188,7 +188,8 @@ def _workload(obj: Obj, kind: str) -> Errors:
         errors.append(FieldError("Required", "spec.selector"))
     elif not selector.get("matchLabels") and not selector.get("matchExpressions"):
         errors.append(FieldError("Invalid", "spec.selector", GoLiteral(
-            "v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}"),
+            "v1.LabelSelector{MatchLabels:map[string]string(nil), "
+            "MatchExpressions:[]v1.LabelSelectorRequirement(nil)}"),
             f"empty selector is invalid for {kind}"))
     template = spec.get("template") or {}
     template_labels = (template.get("metadata") or {}).get("labels")

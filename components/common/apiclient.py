@@ -109,10 +109,10 @@ class ApiClient:
             if exc.code != 404:
                 raise
             return "created", await self.create(obj)
+        # No resourceVersion: like kubectl apply, the manifest wins, so a controller writing the
+        # object's status meanwhile is not a conflict.
         merged = dict(obj)
-        merged_meta = dict(meta)
-        merged_meta["resourceVersion"] = current["metadata"]["resourceVersion"]
-        merged["metadata"] = merged_meta
+        merged["metadata"] = {k: v for k, v in meta.items() if k != "resourceVersion"}
         if "status" in current and "status" not in obj:
             merged["status"] = current["status"]
         updated = await self.replace(merged)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 from components.common.apiclient import ApiClient
-from tests.unit.test_apiserver_support import (CONTROL_PLANE_TAINT, add_kind_nodes, add_node, api,  # noqa: F401
-                                               apiserver, deployment, error_of, eventually, list_names, pod, run_pod,
+from tests.unit.test_apiserver_support import (add_kind_nodes, add_node, api, apiserver, deployment,  # noqa: F401
+                                               error_of, eventually, list_names, pod, run_pod,
                                                signing_key)
 
 HASHED_NAME = re.compile(r"^web-([bcdfghjklmnpqrstvwxz2456789]{10})-[bcdfghjklmnpqrstvwxz2456789]{5}$")

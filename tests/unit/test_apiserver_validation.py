@@ -51,7 +51,8 @@ async def test_istio_sample_pod_specs_decode(api: ApiClient):
     manifest = deployment(
         "ztunnel-like", serviceAccountName="default", hostNetwork=False, priorityClassName="system-node-critical",
         terminationGracePeriodSeconds=30, nodeSelector={"kubernetes.io/os": "linux"},
-        tolerations=[{"effect": "NoSchedule", "operator": "Exists"}, {"key": "CriticalAddonsOnly", "operator": "Exists"}],
+        tolerations=[{"effect": "NoSchedule", "operator": "Exists"},
+                     {"key": "CriticalAddonsOnly", "operator": "Exists"}],
         affinity={"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
             {"labelSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["sleep"]}]},
              "topologyKey": "kubernetes.io/hostname"}]}},
@@ -102,8 +103,8 @@ async def test_deployment_selector_must_exist_and_match_the_template(api: ApiCli
     assert [c["field"] for c in error.status["details"]["causes"]] == ["spec.selector", "spec.template.metadata.labels"]
     manifest = deployment("web", replicas=-1)
     error = await error_of(api.create(manifest))
-    assert str(error) == 'Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1: must be greater than or ' \
-                         'equal to 0'
+    assert str(error) == ('Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1: must be greater '
+                          'than or equal to 0')
 
 
 async def test_pod_containers_need_names_and_images(api: ApiClient):
