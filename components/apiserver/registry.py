@@ -136,9 +136,10 @@ class Registry:
             name = prefix + meta.random_suffix()
             if self.find(kind, namespace, name) is None:
                 return name
-        raise StatusError(409, "AlreadyExists", f"{errors.qualified_resource(kind)} \"{prefix}\" already "
-                                 f"exists, the server was not able to generate a unique name for the object",
-                                 {"name": prefix, "kind": kind.plural, "retryAfterSeconds": 1})
+        raise StatusError(409, "AlreadyExists",
+                          f'{errors.qualified_resource(kind)} "{prefix}" already exists, the server was not able to '
+                          f"generate a unique name for the object",
+                          {"name": prefix, "kind": kind.plural, "retryAfterSeconds": 1})
 
     def _admit_pod(self, pod: Obj) -> None:
         """The ServiceAccount admission plugin: default the account and require that it exists."""
@@ -157,6 +158,7 @@ class Registry:
         spec = body.get("spec") if isinstance(body, dict) else None
         if not isinstance(spec, dict) or (spec.get("serviceAccountName") or spec.get("serviceAccount")):
             return
+
         def waiting() -> bool:
             ns = self.store.get(resources.key(resources.NAMESPACE), "", namespace)
             return ns is not None and not meta.is_terminating(ns) and \
@@ -221,36 +223,11 @@ class Registry:
         old = self.get(kind, namespace, name)
         if metadata.get("resourceVersion") and metadata["resourceVersion"] != old["metadata"]["resourceVersion"]:
             raise errors.conflict(kind, name)
-        group_kind = resources.key(kind)
         new_ip = None
         if subresource == "status":
-            new = copy.deepcopy(old)
-            if obj.get("status") is None:
-                new.pop("status", None)
-            else:
-                new["status"] = obj["status"]
-            self._validate(kind, new)
+            new = self._status_update(kind, obj, old)
         else:
-            new = obj
-            for field in SYSTEM_FIELDS:
-                if field in old["metadata"]:
-                    metadata[field] = old["metadata"][field]
-                else:
-                    metadata.pop(field, None)
-            if resources.has_status(group_kind):
-                if "status" in old:
-                    new["status"] = copy.deepcopy(old["status"])
-                else:
-                    new.pop("status", None)
-            is_pod = group_kind == resources.key(resources.POD)
-            if is_pod:
-                self._carry_over_pod_fields(new, old)
-            defaults.apply(group_kind, new)
-            extra = self._pod_update_errors(new, old) if is_pod else []
-            self._validate(kind, new, extra)
-            new_ip = self._service_ips(kind, new, old)
-            if _spec_part(new) != _spec_part(old):
-                metadata["generation"] = old["metadata"].get("generation", 1) + 1
+            new, new_ip = self._spec_update(kind, obj, old)
         if _without_rv(new) == _without_rv(old):
             return old
         if dry_run:
@@ -262,6 +239,41 @@ class Registry:
         if new_ip:
             self.allocator.reserve(new_ip)
         return self.store.put(new)
+
+    def _status_update(self, kind: kinds.Kind, obj: Obj, old: Obj) -> Obj:
+        """The stored object with only its status replaced."""
+        new = copy.deepcopy(old)
+        if obj.get("status") is None:
+            new.pop("status", None)
+        else:
+            new["status"] = obj["status"]
+        self._validate(kind, new)
+        return new
+
+    def _spec_update(self, kind: kinds.Kind, new: Obj, old: Obj) -> tuple[Obj, str | None]:
+        """The body as the new object: system metadata and (for kinds with a status subresource)
+        status kept from the stored one, defaults filled in, validated; plus a ClusterIP to reserve."""
+        group_kind = resources.key(kind)
+        metadata = new["metadata"]
+        for field in SYSTEM_FIELDS:
+            if field in old["metadata"]:
+                metadata[field] = old["metadata"][field]
+            else:
+                metadata.pop(field, None)
+        if resources.has_status(group_kind):
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            else:
+                new.pop("status", None)
+        is_pod = group_kind == resources.key(resources.POD)
+        if is_pod:
+            self._carry_over_pod_fields(new, old)
+        defaults.apply(group_kind, new)
+        self._validate(kind, new, self._pod_update_errors(new, old) if is_pod else [])
+        new_ip = self._service_ips(kind, new, old)
+        if _spec_part(new) != _spec_part(old):
+            metadata["generation"] = old["metadata"].get("generation", 1) + 1
+        return new, new_ip
 
     @staticmethod
     def _carry_over_pod_fields(new: Obj, old: Obj) -> None:
