@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -94,6 +94,13 @@ def _body(request: Request, kind: kinds.Kind) -> Any:
                                  f"couldn't get version/kind; json parse error: {exc}") from exc
 
 
+def _selectors(request: Request) -> Callable[[Obj], bool]:
+    try:
+        return object_filter(request.arg("labelSelector"), request.arg("fieldSelector"))
+    except SelectorError as exc:
+        raise errors.bad_request(str(exc)) from exc
+
+
 def _dry_run(request: Request) -> bool:
     values = request.query.get("dryRun") or []
     for value in values:
@@ -174,10 +181,7 @@ class Api:
                 raise errors.method_not_allowed()
             return _json(self.tokens.token_review(_body(request, kind)), 201, pretty)
         if request.method == "GET":
-            try:
-                accept = object_filter(request.arg("labelSelector"), request.arg("fieldSelector"))
-            except SelectorError as exc:
-                raise errors.bad_request(str(exc)) from exc
+            accept = _selectors(request)
             if _flag(request, "watch"):
                 return self._watch(request, target, accept)
             items = [self._present(kind, o) for o in self.registry.list(kind, namespace) if accept(o)]
@@ -198,10 +202,7 @@ class Api:
 
     def _delete_collection(self, request: Request, target: Target, pretty: bool) -> Response:
         kind = target.kind
-        try:
-            accept = object_filter(request.arg("labelSelector"), request.arg("fieldSelector"))
-        except SelectorError as exc:
-            raise errors.bad_request(str(exc)) from exc
+        accept = _selectors(request)
         grace, dry_run = self._delete_options(request)
         deleted = []
         for obj in self.registry.list(kind, target.namespace):
@@ -213,7 +214,7 @@ class Api:
                       "metadata": {"resourceVersion": str(self.store.resource_version)}, "items": deleted},
                      pretty=pretty)
 
-    def _watch(self, request: Request, target: Target, accept: Any) -> Response:
+    def _watch(self, request: Request, target: Target, accept: Callable[[Obj], bool]) -> Response:
         raw = request.arg("resourceVersion")
         since: int | None = None
         if raw not in (None, "", "0"):

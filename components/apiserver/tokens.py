@@ -32,6 +32,7 @@ Obj = dict[str, Any]
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 DEFAULT_EXPIRATION = 3600
 MIN_EXPIRATION = 600
+DELETED_POD_GRACE = datetime.timedelta(seconds=60)
 TOKEN_REQUEST = kinds.Kind("authentication.k8s.io/v1", "TokenRequest", "tokenrequests")
 
 
@@ -198,7 +199,7 @@ class TokenIssuer:
         pod_ref = private.get("pod")
         if pod_ref:
             pod = self.store.get(resources.key(resources.POD), namespace, pod_ref.get("name", ""))
-            if pod is None:
+            if pod is None or self._long_deleted(pod):
                 raise TokenError("service account token has been invalidated")
             if pod["metadata"]["uid"] != pod_ref.get("uid"):
                 raise TokenError(f"pod UID ({pod['metadata']['uid']}) does not match claim ({pod_ref.get('uid')})")
@@ -214,6 +215,12 @@ class TokenIssuer:
                 "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
                 "extra": extra}
         return user, matching
+
+    @staticmethod
+    def _long_deleted(pod: Obj) -> bool:
+        """A pod past its deletion by more than a minute no longer vouches for its tokens."""
+        stamp = pod["metadata"].get("deletionTimestamp")
+        return bool(stamp) and meta.parse_rfc3339(stamp) < meta.utc_now() - DELETED_POD_GRACE
 
     def token_review(self, body: Any) -> Obj:
         """`POST /apis/authentication.k8s.io/v1/tokenreviews`."""
