@@ -37,6 +37,13 @@ def _without_rv(obj: Obj) -> Obj:
     return {**obj, "metadata": {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}}
 
 
+def _ordered(obj: Obj) -> Obj:
+    """Fields in Kubernetes' order: apiVersion, kind, metadata, the body, status last."""
+    head = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
+    body = {k: v for k, v in obj.items() if k not in head and k != "status"}
+    return {**head, **body, **({"status": obj["status"]} if "status" in obj else {})}
+
+
 def _spec_part(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
@@ -129,7 +136,7 @@ class Registry:
             return obj
         if new_ip:
             self.allocator.reserve(new_ip)
-        return self.store.put(obj)
+        return self.store.put(_ordered(obj))
 
     def _generate_name(self, kind: kinds.Kind, namespace: str, prefix: str) -> str:
         for _ in range(16):
@@ -238,7 +245,7 @@ class Registry:
         self._release_dropped_ip(kind, new, old)
         if new_ip:
             self.allocator.reserve(new_ip)
-        return self.store.put(new)
+        return self.store.put(_ordered(new))
 
     def _status_update(self, kind: kinds.Kind, obj: Obj, old: Obj) -> Obj:
         """The stored object with only its status replaced."""
