@@ -53,6 +53,7 @@ def _check_overwrites(current: dict[str, str], updates: dict[str, str], annotate
         return
     if annotate:
         raise KubectlError("--overwrite is false but found the following declared annotation(s): " + "; ".join(clashes))
+    clashes = [f"{clash}, and --overwrite is false" for clash in clashes]
     raise KubectlError(clashes[0] if len(clashes) == 1 else "[" + ", ".join(clashes) + "]")
 
 

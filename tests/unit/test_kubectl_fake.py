@@ -26,11 +26,8 @@ from components.common.apiclient import ApiClient, ApiError
 from harness.kubectl import KubectlContext, run
 from harness.kubectl.merge import merge_patch
 
-NOW = datetime.now(timezone.utc)
-
-
 def stamp(seconds_ago: float = 0.0) -> str:
-    return (NOW - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _resource(kind: kinds.Kind) -> str:
