@@ -140,12 +140,10 @@ async def _find_pod(api: ApiClient, target: str, namespace: str | None) -> dict[
     """A pod by name in a namespace, or by unique name (or name prefix) in any namespace."""
     if "/" in target and namespace is None:
         namespace, target = target.split("/", 1)
-    if namespace:
-        try:
-            return await api.get("v1", "Pod", namespace, target)
-        except ApiError as exc:
-            raise ClusterError(f"{exc}") from exc
-    pods = (await api.list("v1", "Pod"))["items"]
+    try:
+        pods = (await api.list("v1", "Pod", namespace))["items"]
+    except ApiError as exc:
+        raise ClusterError(str(exc)) from exc
     exact = [p for p in pods if p["metadata"]["name"] == target]
     matches = exact or [p for p in pods if p["metadata"]["name"].startswith(target + "-")]
     if len(matches) != 1:
