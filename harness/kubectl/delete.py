@@ -101,7 +101,9 @@ async def run(parsed: flags.Parsed, ctx: KubectlContext) -> int:
             result = await ctx.api.delete(kind.api_version, kind.kind, namespace, name,
                                           grace_period_seconds=grace if grace >= 0 else None)
         except ApiError as exc:
-            if exc.code == 404 and (parsed["ignore-not-found"] or (not source and (parsed["all"] or parsed["selector"]))):
+            # objects found by a selector may be gone already (deleted with their owner)
+            selected = not source and (parsed["all"] or parsed["selector"])
+            if exc.code == 404 and (parsed["ignore-not-found"] or selected):
                 continue
             errors.append(SourcedApiError(exc, f'error when deleting "{source}": ') if source else exc)
             continue

@@ -135,8 +135,8 @@ def _ports(ports: list[dict[str, Any]], field: str) -> str:
 def _probe(probe: dict[str, Any]) -> str:
     if "httpGet" in probe:
         get = probe["httpGet"]
-        target = f"{(get.get('scheme') or 'HTTP').lower()}://{get.get('host', '')}:{get.get('port')}{get.get('path', '')}"
-        action = f"http-get {target}"
+        scheme = (get.get("scheme") or "HTTP").lower()
+        action = f"http-get {scheme}://{get.get('host', '')}:{get.get('port')}{get.get('path', '')}"
     elif "tcpSocket" in probe:
         action = f"tcp-socket {probe['tcpSocket'].get('host', '')}:{probe['tcpSocket'].get('port')}"
     elif "exec" in probe:
@@ -604,8 +604,9 @@ async def describe(ctx: KubectlContext, kind: kinds.Kind, obj: dict[str, Any], s
             endpoints = None
         return describe_service(obj, endpoints, events, now)
     if kind.kind == "Deployment":
+        selector = tables.selector_string((obj.get("spec") or {}).get("selector"))
         sets = await resources.list_items(ctx.api, resources.lookup("replicasets"), meta.get("namespace"),
-                                          label_selector=tables.selector_string((obj.get("spec") or {}).get("selector")))
+                                          label_selector=selector)
         owned = [rs for rs in sets if any(ref.get("uid") == meta.get("uid")
                                           for ref in _meta(rs).get("ownerReferences") or [])]
         return describe_deployment(obj, owned, events, now)

@@ -130,18 +130,3 @@ def container_status(pod: dict[str, Any], container: str) -> dict[str, Any] | No
             return cs
     return None
 
-
-async def until_pod_ends(api: ApiClient, pod: dict[str, Any]) -> None:
-    """Return once the pod is deleted (its UID gone) or has finished (Succeeded or Failed)."""
-    meta = pod["metadata"]
-    async for event_type, obj in api.reflect("v1", "Pod", meta.get("namespace"),
-                                             field_selector=f"metadata.name={meta['name']}"):
-        if event_type == "DELETED":
-            return
-        current = list(obj.get("items") or []) if event_type == "SYNC" else [obj]
-        live = [o for o in current if o["metadata"].get("uid") == meta.get("uid")]
-        if event_type == "SYNC" and not live:
-            return
-        if live and (live[0].get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            return
-

@@ -250,7 +250,8 @@ class TablePrinter:
         return prefix + self.writer.flush()
 
 
-def sort_objects(objects: list[tuple[kinds.Kind, dict[str, Any]]], sort_by: str) -> list[tuple[kinds.Kind, dict[str, Any]]]:
+def sort_objects(objects: list[tuple[kinds.Kind, dict[str, Any]]], sort_by: str
+                 ) -> list[tuple[kinds.Kind, dict[str, Any]]]:
     """`--sort-by=<jsonpath>`: numbers numerically, other values as text, missing values first."""
     try:
         template = jsonpath.JSONPath(jsonpath.relaxed(sort_by))

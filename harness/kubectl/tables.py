@@ -453,8 +453,8 @@ COLUMNS: dict[tuple[str, str], list[Column]] = {
     ("", "Namespace"): [NAME, Column("STATUS", lambda o, n: (o.get("status") or {}).get("phase") or "Active"), AGE],
     ("", "Node"): NODE_COLUMNS,
     ("", "ServiceAccount"): [NAME, Column("SECRETS", lambda o, n: str(len(o.get("secrets") or []))), AGE],
-    ("", "ConfigMap"): [NAME, Column("DATA", lambda o, n: str(len(o.get("data") or {}) + len(o.get("binaryData") or {}))),
-                        AGE],
+    ("", "ConfigMap"): [NAME, Column("DATA", lambda o, n: str(len(o.get("data") or {})
+                                                              + len(o.get("binaryData") or {}))), AGE],
     ("", "Secret"): [NAME, Column("TYPE", lambda o, n: o.get("type") or "Opaque"),
                      Column("DATA", lambda o, n: str(len(o.get("data") or {}))), AGE],
     ("", "Event"): EVENT_COLUMNS,

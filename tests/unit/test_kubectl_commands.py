@@ -75,8 +75,10 @@ async def test_apply_creates_then_is_unchanged_then_configured(cluster: Cluster)
     first = await cluster.kubectl("apply", "-f", "-", "-n", "ambient-demo", stdin=SLEEP)
     assert (first.code, first.out, first.err) == (
         0, "serviceaccount/sleep created\nservice/sleep created\ndeployment.apps/sleep created\n", "")
+    writes = len([c for c in cluster.api.calls if c[0] != "GET"])
     again = await cluster.kubectl("apply", "-n", "ambient-demo", "-f", "-", stdin=SLEEP)
     assert again.out == "serviceaccount/sleep unchanged\nservice/sleep unchanged\ndeployment.apps/sleep unchanged\n"
+    assert len([c for c in cluster.api.calls if c[0] != "GET"]) == writes
     changed = await cluster.kubectl("apply", "-f", "-", "-n", "ambient-demo",
                                     stdin=SLEEP.replace("/bin/sleep", "/bin/pause"))
     assert changed.out.splitlines()[2] == "deployment.apps/sleep configured"
@@ -160,8 +162,10 @@ async def test_apply_reads_directories_lists_and_json(cluster: Cluster, tmp_path
 async def test_create(cluster: Cluster, tmp_path: Path) -> None:
     assert (await cluster.kubectl("create", "ns", "ambient-demo")).out == "namespace/ambient-demo created\n"
     again = await cluster.kubectl("create", "namespace", "ambient-demo")
-    assert (again.code, again.err) == (1, 'Error from server (AlreadyExists): namespaces "ambient-demo" already exists\n')
-    assert (await cluster.kubectl("create", "sa", "sleep", "-n", "ambient-demo")).out == "serviceaccount/sleep created\n"
+    assert (again.code, again.err) == (
+        1, 'Error from server (AlreadyExists): namespaces "ambient-demo" already exists\n')
+    created = await cluster.kubectl("create", "sa", "sleep", "-n", "ambient-demo")
+    assert created.out == "serviceaccount/sleep created\n"
     (tmp_path / "sa.yaml").write_text(SLEEP.split("---")[0])
     assert (await cluster.kubectl("create", "-f", "sa.yaml")).out == "serviceaccount/sleep created\n"
     dup = await cluster.kubectl("create", "-f", "sa.yaml")
@@ -205,7 +209,8 @@ async def test_get_tables_and_errors(cluster: Cluster) -> None:
 async def test_get_output_formats(cluster: Cluster) -> None:
     for index, node in enumerate(["ambient-worker", "ambient-worker2"]):
         cluster.pod(f"ztunnel-{index}", labels={"app": "ztunnel"}, node=node, ip=f"10.244.{index + 1}.3")
-    selected = await cluster.kubectl("get", "pod", "-l", "app=ztunnel", "--field-selector=spec.nodeName=ambient-worker2",
+    selected = await cluster.kubectl("get", "pod", "-l", "app=ztunnel",
+                                     "--field-selector=spec.nodeName=ambient-worker2",
                                      "-o=jsonpath={.items[0].metadata.name}")
     assert selected.out == "ztunnel-1"
     ips = await cluster.kubectl("get", "pods", "-o", "jsonpath={.items[*].status.podIP}")
@@ -329,8 +334,10 @@ async def test_label_and_annotate(cluster: Cluster) -> None:
     assert removed.out == 'label "gone" not found.\nnamespace/ambient-demo unlabeled\n'
     assert "istio.io/dataplane-mode" not in cluster.api.stored("v1", "Namespace", None, "ambient-demo")["metadata"][
         "labels"]
-    assert (await cluster.kubectl("label", "ns", "ambient-demo")).err == "error: at least one label update is required\n"
-    assert (await cluster.kubectl("annotate", "ns", "ambient-demo", "note=1")).out == "namespace/ambient-demo annotated\n"
+    no_change = await cluster.kubectl("label", "ns", "ambient-demo")
+    assert no_change.err == "error: at least one label update is required\n"
+    annotated = await cluster.kubectl("annotate", "ns", "ambient-demo", "note=1")
+    assert annotated.out == "namespace/ambient-demo annotated\n"
     clash = await cluster.kubectl("annotate", "ns", "ambient-demo", "note=2")
     assert clash.err == ("error: --overwrite is false but found the following declared annotation(s): 'note' already "
                          "has a value (1)\n")
@@ -340,8 +347,8 @@ async def test_label_and_annotate(cluster: Cluster) -> None:
 
 async def test_patch_scale_rollout(cluster: Cluster) -> None:
     await cluster.kubectl("apply", "-f", "-", stdin=SLEEP)
-    strategic = await cluster.kubectl("patch", "deploy", "sleep", "-p",
-                                      '{"spec":{"template":{"spec":{"containers":[{"name":"sleep","image":"busybox"}]}}}}')
+    image = '{"spec":{"template":{"spec":{"containers":[{"name":"sleep","image":"busybox"}]}}}}'
+    strategic = await cluster.kubectl("patch", "deploy", "sleep", "-p", image)
     assert strategic.out == "deployment.apps/sleep patched\n"
     container = cluster.api.stored("apps/v1", "Deployment", "default", "sleep")["spec"]["template"]["spec"][
         "containers"][0]
@@ -412,7 +419,8 @@ async def test_wait_for_delete(cluster: Cluster) -> None:
 
 def ztunnels(cluster: Cluster) -> list[dict[str, Any]]:
     cluster.namespace("istio-system")
-    cluster.api.put({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "ztunnel", "namespace": "istio-system"},
+    cluster.api.put({"apiVersion": "apps/v1", "kind": "DaemonSet",
+                     "metadata": {"name": "ztunnel", "namespace": "istio-system"},
                      "spec": {"selector": {"matchLabels": {"app": "ztunnel"}}}})
     pods = []
     for index, name in enumerate(["ztunnel-59c7g", "ztunnel-lkvj6", "ztunnel-rx7nk"]):
@@ -520,7 +528,8 @@ async def test_describe(cluster: Cluster) -> None:
     cluster.api.put({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "httpbin", "namespace": "default"},
                      "subsets": [{"addresses": [{"ip": "10.244.1.5"}], "ports": [{"name": "http", "port": 8080}]}]})
     service = (await cluster.kubectl("describe", "svc", "httpbin")).out
-    assert "Port:              http  8000/TCP\nTargetPort:        8080/TCP\nEndpoints:         10.244.1.5:8080\n" in service
+    assert ("Port:              http  8000/TCP\nTargetPort:        8080/TCP\n"
+            "Endpoints:         10.244.1.5:8080\n") in service
 
 
 async def test_version_api_resources_config_help(cluster: Cluster) -> None:

@@ -107,7 +107,7 @@ class FakeApi(ApiClient):
         self.log: list[tuple[int, str, dict[str, Any]]] = []
         self.changed = trio.Event()
         self.uids = itertools.count(1)
-        self.calls: list[tuple[str, str, str]] = []
+        self.calls: list[tuple[str, str, str]] = []  # (method, kind, name) of every request
 
     # -- storage --------------------------------------------------------------------------------
 
@@ -164,8 +164,12 @@ class FakeApi(ApiClient):
                    label_selector: str | None = None, field_selector: str | None = None) -> dict[str, Any]:
         await trio.lowlevel.checkpoint()
         found = kinds.for_object(api_version, kind)
+
+        def in_scope(key: tuple[str, str, str, str]) -> bool:
+            return not namespace or not found.namespaced or key[2] == namespace
+
         items = [copy.deepcopy(obj) for key, obj in sorted(self.objects.items())
-                 if key[:2] == (found.group, found.kind) and (not namespace or not found.namespaced or key[2] == namespace)
+                 if key[:2] == (found.group, found.kind) and in_scope(key)
                  and labels_match(label_selector, obj["metadata"].get("labels") or {})
                  and fields_match(field_selector, obj)]
         return {"apiVersion": api_version, "kind": f"{kind}List", "metadata": {"resourceVersion": str(self.version)},

@@ -41,8 +41,9 @@ def test_a_broken_document_stops_its_source_after_the_good_ones() -> None:
 
 def test_validation_errors() -> None:
     _, errors = manifests.parse(b"metadata:\n  name: a\n", "x.yaml")
-    assert errors[0].message == ('error validating "x.yaml": error validating data: [apiVersion not set, kind not set]; '
-                                 "if you choose to ignore these errors, turn validation off with --validate=false")
+    assert errors[0].message == ('error validating "x.yaml": error validating data: [apiVersion not set, kind not '
+                                 "set]; if you choose to ignore these errors, turn validation off with "
+                                 "--validate=false")
     _, errors = manifests.parse(b"- a\n- b\n", "x.yaml")
     assert errors[0].message == ('unable to decode "x.yaml": json: cannot unmarshal array into Go value of type '
                                  "map[string]interface {}")

@@ -126,7 +126,8 @@ def test_nodes_namespaces_deployments_daemonsets() -> None:
                        "nodeInfo": {"kubeletVersion": "v1.29.2"},
                        "addresses": [{"type": "InternalIP", "address": "172.18.0.2"}]}}
     worker = {"metadata": {"name": "ambient-worker", "creationTimestamp": ago(86400 * 3)},
-              "status": {"conditions": [{"type": "Ready", "status": "False"}], "nodeInfo": {"kubeletVersion": "v1.29.2"}}}
+              "status": {"conditions": [{"type": "Ready", "status": "False"}],
+                         "nodeInfo": {"kubeletVersion": "v1.29.2"}}}
     assert table("nodes", [node, worker]) == (
         "NAME                    STATUS     ROLES           AGE   VERSION\n"
         "ambient-control-plane   Ready      control-plane   3d    v1.29.2\n"
@@ -213,7 +214,8 @@ def test_tabwriter_aligns_blocks_of_consecutive_lines() -> None:
 
 
 def test_yaml_like_kubectl() -> None:
-    text = printers.to_yaml({"metadata": {"name": "x", "resourceVersion": "", "creationTimestamp": "2024-03-17T12:07:08Z",
+    text = printers.to_yaml({"metadata": {"name": "x", "resourceVersion": "",
+                                          "creationTimestamp": "2024-03-17T12:07:08Z",
                                           "labels": {"on": "true", "n": "y", "port": "80"}},
                              "spec": {"hosts": ["*"], "script": "a\nb\n", "empty": {}, "none": None}})
     assert text == ("metadata:\n  creationTimestamp: \"2024-03-17T12:07:08Z\"\n  labels:\n    \"n\": \"y\"\n"
