@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from components.common.apiclient import ApiError
-from harness.kubectl import (apply, create, delete, describe, exec as exec_, flags, get, info, label, logs, patch,
-                             rollout, wait)
+from harness.kubectl import (apply, create, debug, delete, describe, exec as exec_, flags, get, info, label, logs,
+                             patch, rollout, wait)
 from harness.kubectl.context import KubectlContext
 from harness.kubectl.errors import KubectlError, report
 from harness.kubectl.printers import PartialOutput
@@ -42,6 +42,7 @@ COMMANDS: dict[str, Command] = {
     "rollout": Command(rollout.FLAGS, rollout.run, "Manage the rollout of a resource"),
     "logs": Command(logs.FLAGS, logs.run, "Print the logs for a container in a pod"),
     "exec": Command(exec_.FLAGS, exec_.run, "Execute a command in a container"),
+    "debug": Command(debug.FLAGS, debug.run, "Create debugging sessions for troubleshooting workloads and nodes"),
     "wait": Command(wait.FLAGS, wait.run, "Experimental: Wait for a specific condition on one or many resources"),
     "version": Command(info.VERSION_FLAGS, info.run_version, "Print the client and server version information"),
     "api-resources": Command(info.API_RESOURCES_FLAGS, info.run_api_resources,

@@ -21,7 +21,7 @@ FLAGS = (
 NO_TTY = "Unable to use a TTY - input is not a terminal or the right kind of file\n"
 
 
-def _isatty(stream: Any) -> bool:
+def is_tty(stream: Any) -> bool:
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError, OSError):
@@ -59,11 +59,11 @@ async def run(parsed: flags.Parsed, ctx: KubectlContext) -> int:
     container = parsed["container"] or pods.default_container(pod, notices)
     _check_container(pod, container)
     tty = parsed["tty"]
-    if tty and not _isatty(ctx.stdin):
+    if tty and not is_tty(ctx.stdin):
         if not parsed["quiet"]:
             ctx.stderr.write(NO_TTY)
         tty = False
     code = await ctx.exec_in_pod(pod, container, list(command), parsed["stdin"], tty)
-    if code != 0 and not _isatty(ctx.stdout):
+    if code != 0 and not is_tty(ctx.stdout):
         ctx.stderr.write(f"command terminated with exit code {code}\n")
     return code

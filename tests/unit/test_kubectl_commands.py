@@ -502,6 +502,19 @@ async def test_exec(cluster: Cluster) -> None:
     assert no_command.err == "error: you must specify at least one command for the container\n"
 
 
+async def test_debug_runs_in_the_pods_namespaces(cluster: Cluster) -> None:
+    cluster.pod("httpbin", containers=("httpbin",))
+    result = await cluster.kubectl("debug", "httpbin", "-it", "--image", "nicolaka/netshoot", "--profile=netadmin",
+                                   "--", "ss", "-ntlp")
+    assert result.code == 0
+    notice, tty = result.err.splitlines()
+    assert notice.startswith("Defaulting debug container name to debugger-") and len(notice) == len(
+        "Defaulting debug container name to debugger-abcde.")
+    assert tty == "Unable to use a TTY - input is not a terminal or the right kind of file"
+    assert cluster.execs[-1] == ("httpbin", "httpbin", ["ss", "-ntlp"], True, False)
+    assert (await cluster.kubectl("debug", "httpbin", "--", "sh")).err == "error: --image is required\n"
+
+
 # -- describe and the rest ----------------------------------------------------------------------
 
 async def test_describe(cluster: Cluster) -> None:
