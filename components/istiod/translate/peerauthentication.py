@@ -21,7 +21,6 @@ from components.istiod.translate.model import Obj, metadata, name_of, namespace_
 STATIC_STRICT_NAME = "istio_converted_static_strict"
 CONVERTED_PREFIX = "converted_peer_authentication_"
 STRICT, PERMISSIVE, DISABLE, UNSET = "STRICT", "PERMISSIVE", "DISABLE", "UNSET"
-_NO_IDENTITY = rbac.match(notPrincipals=[rbac.PRESENCE])
 
 
 def converted_name(name: str) -> str:
@@ -32,7 +31,7 @@ def policies(peer_authentications: Sequence[Obj], root_namespace: str) -> list[O
     """The Authorizations PeerAuthentications add to ztunnel's config."""
     if not peer_authentications:
         return []
-    result = [_deny_without_identity(STATIC_STRICT_NAME, root_namespace, [[[_NO_IDENTITY]]])]
+    result = [_deny_without_identity(STATIC_STRICT_NAME, root_namespace, [[[_no_identity()]]])]
     root_policy = _namespace_policy(peer_authentications, root_namespace)
     for pa in peer_authentications:
         converted = _convert(pa, _namespace_policy(peer_authentications, namespace_of(pa)), root_policy,
@@ -85,7 +84,7 @@ def _convert(pa: Obj, ns_policy: Obj | None, root_policy: Obj | None, root_names
     mode = _mode(pa)
     ns_mode = _mode(ns_policy) if ns_policy is not None else None
     root_mode = _mode(root_policy) if root_policy is not None else None
-    exceptions: list[list[Obj]] = [[_NO_IDENTITY]] if mode == STRICT else []
+    exceptions: list[list[Obj]] = [[_no_identity()]] if mode == STRICT else []
     rules: list[list[list[Obj]]] = []
     found_non_strict = False
     for port, port_mtls in sorted((int(p), m) for p, m in spec["portLevelMtls"].items()):
@@ -96,7 +95,7 @@ def _convert(pa: Obj, ns_policy: Obj | None, root_policy: Obj | None, root_names
             if (mode == STRICT or (mode == UNSET and ns_mode == STRICT)
                     or (ns_mode in (None, UNSET) and root_mode == STRICT)):
                 continue
-            rules.append([[rbac.match(notPrincipals=[rbac.PRESENCE], destinationPorts=[port])]])
+            rules.append([[rbac.match(notPrincipals=[rbac.presence()], destinationPorts=[port])]])
         elif port_mode in (PERMISSIVE, DISABLE):
             if mode in (PERMISSIVE, DISABLE):
                 continue
@@ -112,10 +111,14 @@ def _convert(pa: Obj, ns_policy: Obj | None, root_policy: Obj | None, root_names
         return None
     inherited_strict = ((root_mode == STRICT and ns_mode in (None, UNSET, STRICT)) or ns_mode == STRICT)
     if inherited_strict and found_non_strict:
-        exceptions.append([_NO_IDENTITY])
+        exceptions.append([_no_identity()])
     if exceptions:
         rules.append(exceptions)
     return _deny_without_identity(converted_name(name_of(pa)), namespace_of(pa), rules)
+
+
+def _no_identity() -> Obj:
+    return rbac.match(notPrincipals=[rbac.presence()])
 
 
 def _deny_without_identity(name: str, namespace: str, rules: list[list[list[Obj]]]) -> Obj:

@@ -15,7 +15,6 @@ MATCH_FIELDS = (
     "notPrincipals", "sourceIps", "notSourceIps", "destinationIps", "notDestinationIps",
     "destinationPorts", "notDestinationPorts",
 )
-PRESENCE: Obj = {"Presence": []}
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -27,13 +26,18 @@ def match(**fields: list[Any]) -> Obj:
     return {f: fields[f] for f in MATCH_FIELDS if fields.get(f)}
 
 
+def presence() -> Obj:
+    """StringMatch Presence (serde's `Presence()`): any non-empty value."""
+    return {"Presence": []}
+
+
 def string_matches(values: Iterable[str] | None) -> list[Obj]:
     """`*` is Presence, `*x` Suffix, `x*` Prefix, anything else Exact (ztunnel's externally tagged
     StringMatch)."""
     result: list[Obj] = []
     for v in values or ():
         if v == "*":
-            result.append(dict(PRESENCE))
+            result.append(presence())
         elif v.startswith("*"):
             result.append({"Suffix": v[1:]})
         elif v.endswith("*"):

@@ -39,7 +39,7 @@ def build_service(service: Obj, index: Index, waypoints: Waypoints) -> Obj | Non
     }
     waypoint = service_waypoint(service, index, waypoints)
     if waypoint is not None:
-        result["waypoint"] = waypoint.address
+        result["waypoint"] = dict(waypoint.address)
     load_balancer = _load_balancer(service, annotations_of(index.namespaces.get(ns) or {}))
     if load_balancer is not None:
         result["loadBalancer"] = load_balancer

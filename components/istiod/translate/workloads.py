@@ -117,5 +117,5 @@ def build_workload(pod: Obj, index: Index, waypoints: Waypoints, authorization_p
         workload["nativeTunnel"] = True
     waypoint = workload_waypoint(pod, index, waypoints)
     if waypoint is not None:
-        workload["waypoint"] = waypoint.address
+        workload["waypoint"] = dict(waypoint.address)
     return workload
