@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import Any, Callable
 
 from components.common import kinds
 from components.common.apiclient import ApiClient, ApiError
@@ -58,8 +58,7 @@ def place(item: manifests.Item, kind: kinds.Kind, parsed: flags.Parsed) -> dict[
         raise KubectlError(f'the namespace from the provided object "{meta["namespace"]}" does not match the '
                            f'namespace "{given}". You must pass \'--namespace={meta["namespace"]}\' to perform '
                            "this operation.")
-    meta.setdefault("namespace", given)
-    if not meta["namespace"]:
+    if not meta.get("namespace"):
         meta["namespace"] = given
     return obj
 
@@ -78,10 +77,6 @@ def with_last_applied(obj: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _ref(kind: kinds.Kind, obj: dict[str, Any]) -> str:
-    return printers.object_ref(kind, obj)
-
-
 def _describe(kind: kinds.Kind, meta: dict[str, Any]) -> str:
     """How kubectl names the object in apply errors (Go's GroupVersionResource/Kind strings)."""
     return (f'Resource: "{kind.group}/{kind.version}, Resource={kind.plural}", GroupVersionKind: '
@@ -90,7 +85,7 @@ def _describe(kind: kinds.Kind, meta: dict[str, Any]) -> str:
 
 
 async def apply_object(api: ApiClient, kind: kinds.Kind, obj: dict[str, Any], source: str, *, dry_run: bool,
-                       warn: Any) -> tuple[str, dict[str, Any]]:
+                       warn: Callable[[str], object]) -> tuple[str, dict[str, Any]]:
     """Create or update one object: ("created" | "configured" | "unchanged", resulting object)."""
     meta = obj["metadata"]
     if not meta.get("name"):
@@ -151,7 +146,7 @@ class ObjectWriter:
 
     def write(self, kind: kinds.Kind, obj: dict[str, Any], verb: str) -> None:
         if self.fmt is None:
-            emit(self.ctx.stdout, f"{_ref(kind, obj)} {verb}{self.suffix}\n")
+            emit(self.ctx.stdout, f"{printers.object_ref(kind, obj)} {verb}{self.suffix}\n")
         else:
             text = printers.render_objects(self.fmt, [printers.for_output(obj, kind)], [kind], single=True)
             if self.fmt.kind == "yaml" and self.count:

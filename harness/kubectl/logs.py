@@ -42,8 +42,11 @@ def _containers(pod: dict[str, Any], parsed: flags.Parsed, container: str, ctx: 
         return every
     if container:
         if container not in every:
-            raise _bad_request(f"container {container} is not valid for pod {pod['metadata']['name']}")
+            raise KubectlError(f"container {container} is not valid for pod {pod['metadata']['name']}")
         return [container]
+    annotated = ((pod["metadata"].get("annotations") or {}).get(pods.DEFAULT_CONTAINER_ANNOTATION))
+    if annotated and annotated not in every:
+        ctx.stderr.write(f'Default container name "{annotated}" not found in pod {pod["metadata"]["name"]}\n')
     return [pods.default_container(pod, ctx.stderr)]
 
 

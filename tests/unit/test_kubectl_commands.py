@@ -456,7 +456,7 @@ async def test_logs_containers(cluster: Cluster) -> None:
     assert waiting.err == ('Error from server (BadRequest): container "istio-proxy" in pod "productpage" is waiting to '
                            "start: ContainerCreating\n")
     invalid = await cluster.kubectl("logs", "pod/productpage", "-c", "nope")
-    assert invalid.err == "Error from server (BadRequest): container nope is not valid for pod productpage\n"
+    assert invalid.err == "error: container nope is not valid for pod productpage\n"
     annotated = cluster.pod("ann", containers=("a", "b"),
                             meta={"annotations": {"kubectl.kubernetes.io/default-container": "b"}})
     cluster.write_log(annotated, "b", "from b\n")
