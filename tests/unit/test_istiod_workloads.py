@@ -64,6 +64,8 @@ ENROLLMENT = [
     ("namespace not labelled", {}, {}, {}, False, "TCP"),
     ("pod ambient in plain namespace", {}, AMBIENT, {}, False, "HBONE"),
     ("pod opts out with none", AMBIENT, {"istio.io/dataplane-mode": "none"}, {}, False, "TCP"),
+    ("other pod value in ambient namespace", AMBIENT, {"istio.io/dataplane-mode": "sidecar"}, {}, False, "HBONE"),
+    ("other pod value in plain namespace", {}, {"istio.io/dataplane-mode": "sidecar"}, {}, False, "TCP"),
     ("namespace none, pod ambient", {"istio.io/dataplane-mode": "none"}, AMBIENT, {}, False, "HBONE"),
     ("sidecar wins", AMBIENT, {}, {"sidecar.istio.io/status": "{}"}, False, "TCP"),
     ("hostNetwork is never captured", AMBIENT, {}, {}, True, "TCP"),

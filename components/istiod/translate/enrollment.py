@@ -16,9 +16,9 @@ def is_ambient(pod: Obj, namespace_labels: Mapping[str, str]) -> bool:
     if spec_of(pod).get("hostNetwork") or SIDECAR_STATUS in annotations_of(pod):
         return False
     mode = labels_of(pod).get(DATAPLANE_MODE)
-    if mode is not None:
-        return mode == "ambient"
-    return namespace_labels.get(DATAPLANE_MODE) == "ambient"
+    if mode == "ambient":
+        return True
+    return mode != "none" and namespace_labels.get(DATAPLANE_MODE) == "ambient"
 
 
 def tunnel_protocol(pod: Obj, namespace_labels: Mapping[str, str]) -> tuple[str, bool]:
@@ -26,8 +26,9 @@ def tunnel_protocol(pod: Obj, namespace_labels: Mapping[str, str]) -> tuple[str,
 
     istiod itself says HBONE once istio-cni has annotated the pod `ambient.istio.io/redirection:
     enabled`, or when the pod terminates HBONE itself (label `networking.istio.io/tunnel: http`,
-    as waypoints do: native tunnel). Here an enrolled pod is HBONE from the start too, so peers do
-    not send it plaintext during the moment before the CNI agent's annotation lands.
+    as waypoints do: native tunnel). Here a pod its labels enroll is HBONE too, without waiting for
+    that annotation, so the config follows the labels a user sets (peers may then try HBONE a
+    moment before the pod's redirection is in place, where istiod would still send plaintext).
     """
     if "http" in labels_of(pod).get(TUNNEL, "").split(","):
         return "HBONE", True

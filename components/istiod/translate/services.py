@@ -35,6 +35,8 @@ def build_service(service: Obj, index: Index, waypoints: Waypoints) -> Obj | Non
         "vips": [index.network_address(ip) for ip in cluster_ips(service)],
         "ports": {port: target for port, target, _ in service_ports(service)},
         "endpoints": {},
+        # istiod sets SANs only from a ServiceEntry's subjectAltNames: for a Kubernetes Service
+        # ztunnel verifies the chosen endpoint's own identity.
         "subjectAltNames": [],
     }
     waypoint = service_waypoint(service, index, waypoints)
@@ -104,7 +106,7 @@ def pod_services(pod: Obj, index: Index) -> list[Obj]:
     found = [s for s in index.services_by_namespace.get(ns, [])
              if is_mesh_service(s) and spec_of(s).get("selector") and selects(spec_of(s)["selector"], labels)]
     seen = {name_of(s) for s in found}
-    for (eps_ns, eps_name), eps in sorted(index.endpoints.items()):
+    for (eps_ns, eps_name), eps in index.endpoints.items():
         service = index.services.get((eps_ns, eps_name))
         if eps_ns != ns or eps_name in seen or service is None or not is_mesh_service(service):
             continue
