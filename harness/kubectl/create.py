@@ -62,7 +62,7 @@ def generate(what: str, name: str, parsed: flags.Parsed) -> dict[str, Any]:
 async def run(parsed: flags.Parsed, ctx: KubectlContext) -> int:
     suffix = apply.dry_run_suffix(parsed["dry-run"])
     writer = apply.ObjectWriter(ctx, parsed["output"], suffix)
-    args = parsed.args[:len(parsed.args) - len(parsed.dash)] if parsed.dash is not None else parsed.args
+    args = parsed.before_dash
     if parsed["filename"]:
         if args:
             raise KubectlError(f"Unexpected args: {args}\nSee 'kubectl create -h' for help and examples")

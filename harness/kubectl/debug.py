@@ -30,7 +30,7 @@ NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery's rand.String 
 
 
 async def run(parsed: flags.Parsed, ctx: KubectlContext) -> int:
-    before = parsed.args[:len(parsed.args) - len(parsed.dash)] if parsed.dash is not None else parsed.args
+    before = parsed.before_dash
     if len(before) != 1:
         raise KubectlError("debugging a pod requires exactly one pod name\n"
                            "See 'kubectl debug -h' for help and examples")

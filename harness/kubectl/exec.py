@@ -41,7 +41,7 @@ def _check_container(pod: dict[str, Any], container: str) -> None:
 
 
 async def run(parsed: flags.Parsed, ctx: KubectlContext) -> int:
-    before = parsed.args[:len(parsed.args) - len(parsed.dash)] if parsed.dash is not None else parsed.args
+    before = parsed.before_dash
     if not before:
         raise KubectlError("pod, type/name or --filename must be specified")
     if len(before) > 1:

@@ -41,6 +41,11 @@ class Parsed:
     def __getitem__(self, name: str) -> Any:
         return self.flags[name]
 
+    @property
+    def before_dash(self) -> list[str]:
+        """The positional arguments before `--`."""
+        return self.args[:len(self.args) - len(self.dash)] if self.dash is not None else self.args
+
 
 GLOBAL_FLAGS: tuple[Flag, ...] = (
     Flag("namespace", "n", STRING, "default"),

@@ -73,7 +73,7 @@ def served_kinds() -> list[kinds.Kind]:
     """One entry per kind (its preferred version): the core group first, then groups in the
     order the cluster serves them, names sorted within a group."""
     preferred: list[kinds.Kind] = []
-    for kind in kinds.BUILTIN_KINDS:
+    for kind in kinds.all_served():
         if kinds.preferred(kind.kind, kind.group) is kind and kind not in preferred:
             preferred.append(kind)
     groups = list(dict.fromkeys(k.group for k in preferred))
