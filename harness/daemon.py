@@ -21,7 +21,7 @@ from typing import Any
 import trio
 import yaml
 
-from components.common import http, log as logsetup
+from components.common import http, kinds, log as logsetup
 from components.common.apiclient import ApiClient, ApiError
 from harness import network, procs, readiness, topology
 from harness.kubelet import Kubelet, NodeRuntime
@@ -237,8 +237,12 @@ class Daemon:
 
     async def _apply(self, manifests: list[topology.Manifest], source: str) -> None:
         for manifest in manifests:
+            obj = manifest.obj
+            kind = kinds.served(obj["apiVersion"], obj["kind"])
+            if kind is not None and kind.namespaced and not obj["metadata"].get("namespace"):
+                obj = {**obj, "metadata": {**obj["metadata"], "namespace": "default"}}
             try:
-                await self.api.apply(manifest.obj)
+                await self.api.apply(obj)
             except ApiError as exc:
                 raise BringUpError(f"{source}: document {manifest.document} ({manifest.describe()}): {exc}") from exc
 

@@ -144,7 +144,7 @@ def runs() -> list[RunDir]:
     root = run_root()
     if not root.is_dir():
         return []
-    return sorted(RunDir(p) for p in root.iterdir() if p.is_dir())
+    return sorted((RunDir(p) for p in root.iterdir() if p.is_dir()), key=lambda run: run.path)
 
 
 def _set_pdeathsig() -> None:

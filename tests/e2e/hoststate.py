@@ -4,6 +4,7 @@ and after a run must be equal: the emulator leaves the host as it found it."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -29,6 +30,7 @@ def _mounts() -> str:
 
 def snapshot() -> dict[str, str]:
     run_root = sandbox.run_root()
+    live = {run.cluster for run in sandbox.runs() if run.alive()}
     return {
         "links": _run("ip", "-o", "link", "show"),
         "addresses": _run("ip", "-o", "addr", "show"),
@@ -38,7 +40,8 @@ def snapshot() -> dict[str, str]:
         "iptables-nft": _run("iptables-nft-save"),
         "netns": _run("ip", "netns", "list"),
         "mounts": _mounts(),
-        "run directories": "\n".join(sorted(p.name for p in run_root.iterdir())) if run_root.is_dir() else "",
+        "run directories": "\n".join(sorted(p.name for p in run_root.iterdir() if p.name not in live))
+        if run_root.is_dir() else "",
         "ip_forward": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
     }
 
@@ -48,16 +51,28 @@ def differences(before: dict[str, str], after: dict[str, str]) -> list[str]:
             for key in before if before[key] != after.get(key)]
 
 
-def run_processes() -> list[str]:
-    """Processes of any run of the emulator still alive on the host (by their command lines)."""
+def run_processes(ignore: list[sandbox.RunDir] | None = None) -> list[str]:
+    """Processes of any run of the emulator alive on the host (by their command lines), except
+    those of the runs in `ignore` (which are meant to be running): their launcher and everything
+    in their PID namespace."""
+    namespaces = {run.launch().get("pidns") for run in ignore or []}
+    launchers = {run.launch().get("launcher_pid") for run in ignore or []}
     found = []
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
+        if not proc.name.isdigit() or int(proc.name) in launchers:
             continue
         try:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            pidns = os.readlink(proc / "ns" / "pid")
         except OSError:
+            continue
+        if pidns in namespaces:
             continue
         if "harness.daemon" in cmdline or "harness.runinit" in cmdline or "-m components." in cmdline:
             found.append(f"{proc.name}: {cmdline.strip()}")
     return found
+
+
+def live_runs() -> list[sandbox.RunDir]:
+    """The runs alive now."""
+    return [run for run in sandbox.runs() if run.alive()]
