@@ -23,7 +23,7 @@ from typing import Any
 import trio
 
 from components.common.apiclient import ApiClient, ApiError
-from harness import podexec, sandbox, topology
+from harness import podexec, ptyrelay, sandbox, topology
 from harness.cluster import ClusterError, prepare_run, start_run, stop_run
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "default.yaml"
@@ -114,6 +114,9 @@ async def run_kubectl(cluster: str | None, argv: list[str]) -> int:
     async def exec_in_pod(pod: dict[str, Any], container: str, cmd: list[str], stdin: bool, tty: bool) -> int:
         spec = next(c for c in pod["spec"]["containers"] if c["name"] == container)
         env = podexec.pod_env(pod, spec, os.environ.get("TERM") if tty else None)
+        if tty:
+            return await ptyrelay.run_on_pty(podexec.pod_exec_argv(run, pod, spec, ptyrelay.session_argv(cmd)),
+                                             env, stdin=stdin)
         return await _exec_passthrough(podexec.pod_exec_argv(run, pod, spec, cmd), env, stdin)
 
     ctx = KubectlContext(api=ApiClient(run.apiserver_address), stdin=sys.stdin.buffer, stdout=sys.stdout,

@@ -163,3 +163,29 @@ async def test_deleted_pod_is_replaced_and_deleted_deployment_leaves_nothing(def
     assert "sleep 31337" not in await _run_processes(cluster)
     second_veth = host_veth_name(second["metadata"]["uid"])
     assert second_veth not in await _node_links(cluster, "ambient-worker")
+
+
+async def test_interactive_exec_gets_its_own_terminal(default_cluster: Cluster) -> None:
+    import sys
+
+    from tests.e2e.terminal import Terminal
+
+    term = Terminal(width=150, height=30)
+    try:
+        term.type(f"{sys.executable} -m harness.cli --cluster {default_cluster.name} "
+                  f"kubectl exec -it deploy/sleep -n {NS} -- sh")
+        await term.wait_for_prompt("#")
+        term.type("hostname; stty size; echo tty=$(tty)")
+        await term.wait_for("tty=/dev/pts/")
+        assert "30 150" in term.screen()
+        await term.wait_for_prompt("#")
+        term.type("sleep 60")
+        await term.wait_for_prompt("# sleep 60")
+        term.key("C-c")
+        term.type("echo interrupted-ok")
+        await term.wait_for("\ninterrupted-ok")
+        term.type("exit 4")
+        term.type("echo rc=$?")
+        await term.wait_for("rc=4")
+    finally:
+        term.close()
