@@ -5,6 +5,7 @@
     ambient list                           the clusters of this host and their state
     ambient clean [--all]                  remove what crashed runs left (--all: stop live ones too)
     ambient kubectl ARGS...                kubectl against the running cluster
+    ambient istioctl ARGS...               istioctl against the running cluster
     ambient exec [-n NS] POD|NODE -- CMD   run a command in a pod or on a node
     ambient demo                           the seed 002 walkthrough on the default topology
 
@@ -125,6 +126,16 @@ async def run_kubectl(cluster: str | None, argv: list[str]) -> int:
     return await kubectl(argv, ctx)
 
 
+async def run_istioctl(cluster: str | None, argv: list[str]) -> int:
+    from harness.istioctl import IstioctlContext, run as istioctl
+
+    flag_cluster, argv = _split_cluster_flag(argv)
+    run = sandbox.resolve(flag_cluster or cluster)
+    ctx = IstioctlContext(api=ApiClient(run.apiserver_address), stdin=sys.stdin, stdout=sys.stdout,
+                          stderr=sys.stderr, cwd=Path.cwd())
+    return await istioctl(argv, ctx)
+
+
 async def cmd_exec(args: argparse.Namespace) -> int:
     run = sandbox.resolve(args.cluster)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -181,6 +192,8 @@ def _parser() -> argparse.ArgumentParser:
     clean.set_defaults(func=cmd_clean)
     kubectl = sub.add_parser("kubectl", help="kubectl against the running cluster", add_help=False)
     kubectl.add_argument("args", nargs=argparse.REMAINDER)
+    istioctl = sub.add_parser("istioctl", help="istioctl against the running cluster", add_help=False)
+    istioctl.add_argument("args", nargs=argparse.REMAINDER)
     execp = sub.add_parser("exec", help="run a command in a pod or on a node", parents=[cluster_flag])
     execp.add_argument("-n", "--namespace")
     execp.add_argument("target", help="pod name (or ns/name), or node name")
@@ -196,13 +209,15 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command in ("up", "down", "exec", "demo", "kubectl", "clean") and os.geteuid() != 0:
+    if args.command in ("up", "down", "exec", "demo", "kubectl", "istioctl", "clean") and os.geteuid() != 0:
         print("ambient: this command needs root (network namespaces, veths, iptables): run it with sudo",
               file=sys.stderr)
         sys.exit(1)
     try:
         if args.command == "kubectl":
             code = trio.run(run_kubectl, args.cluster, args.args)
+        elif args.command == "istioctl":
+            code = trio.run(run_istioctl, args.cluster, args.args)
         else:
             code = trio.run(args.func, args)
     except (ClusterError, sandbox.RunError, topology.TopologyError, podexec.ExecError) as exc:

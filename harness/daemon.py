@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import trio
-import yaml
 
 from components.common import http, kinds, log as logsetup
 from components.common.apiclient import ApiClient, ApiError
-from harness import network, procs, readiness, topology
+from harness import manifests, network, procs, readiness, topology
 from harness.kubelet import Kubelet, NodeRuntime
 from harness.sandbox import RunDir
 
@@ -31,7 +30,6 @@ log = logging.getLogger("daemon")
 
 APISERVER_PORT = 6443
 APISERVER_READY_TIMEOUT = 15.0
-SYSTEM_MANIFESTS = Path(__file__).parent / "manifests" / "system.yaml"
 KUBELET_VERSION = "v1.29.2"
 
 
@@ -123,9 +121,13 @@ class Daemon:
         await self._register_apiserver_pod()
         kubelet = Kubelet(self.run, self.api, self.nodes, self.apiserver_endpoint)
         await nursery.start(kubelet.serve)
+        nursery.start_soon(self._publish_root_cert)
         self.reporter.send("progress", message="installing cluster add-ons (kube-proxy, CoreDNS)")
-        system = [topology.Manifest(i, doc) for i, doc in enumerate(yaml.safe_load_all(SYSTEM_MANIFESTS.read_text()), 1)]
-        await self._apply(system, str(SYSTEM_MANIFESTS))
+        await self._apply_files(manifests.load(manifests.SYSTEM))
+        if self.topology.istio:
+            profile = self.topology.istio["profile"]
+            self.reporter.send("progress", message=f"installing Istio (profile {profile})")
+            await self._apply_files(manifests.istio(profile))
         self.reporter.send("progress", message=f"applying {len(self.topology.manifests)} manifests from {self.topology.path}")
         await self._apply(self.topology.manifests, str(self.topology.path))
         self.reporter.send("progress", message="waiting for pods to be ready")
@@ -235,6 +237,10 @@ class Daemon:
             if exc.code != 409:
                 raise BringUpError(f"registering the apiserver's mirror pod failed: {exc}") from exc
 
+    async def _apply_files(self, entries: list[tuple[Path, int, dict[str, Any]]]) -> None:
+        for path, index, obj in entries:
+            await self._apply([topology.Manifest(index, obj)], str(path))
+
     async def _apply(self, manifests: list[topology.Manifest], source: str) -> None:
         for manifest in manifests:
             obj = manifest.obj
@@ -245,6 +251,17 @@ class Daemon:
                 await self.api.apply(obj)
             except ApiError as exc:
                 raise BringUpError(f"{source}: document {manifest.document} ({manifest.describe()}): {exc}") from exc
+
+    async def _publish_root_cert(self) -> None:
+        """Keep <run>/root-cert.pem equal to the mesh root the CA publishes (istio-ca-root-cert)."""
+        async for event, obj in self.api.reflect("v1", "ConfigMap", "istio-system",
+                                                 field_selector="metadata.name=istio-ca-root-cert"):
+            items = obj["items"] if event == "SYNC" else ([] if event == "DELETED" else [obj])
+            for item in items:
+                pem = (item.get("data") or {}).get("root-cert.pem")
+                if pem:
+                    self.run.root_cert.write_text(pem)
+                    self.save_state(root_cert=str(self.run.root_cert))
 
     async def _serve_control(self) -> None:
         async def handle(request: http.Request) -> http.Response:

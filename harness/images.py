@@ -39,6 +39,11 @@ IMAGES: tuple[Image, ...] = (
     Image(r"(governmentpaas/curl-ssl|istio/curl|nicolaka/netshoot|istio/base)", ("sh",)),
     Image(r"(library/)?(busybox|alpine|debian|ubuntu)", ("sh",)),
     Image(r"ambient/tcp-echo", _component("components.apps.echo", "--port", "9000")),
+    # Istio: istiod (pilot image) embeds its CA; here the CA is its own process that istiod starts.
+    Image(r"(istio|istio-release)/pilot", _component(
+        "components.istiod", "--api", "$(AMBIENT_APISERVER)", "--root-namespace", "$(POD_NAMESPACE)",
+        "--ca-command", f"{PYTHON} -m components.ca --api $(AMBIENT_APISERVER) --listen 0.0.0.0:15012 "
+                        "--trusted-node-accounts $(CA_TRUSTED_NODE_ACCOUNTS) --root-namespace $(POD_NAMESPACE)")),
     # Cluster add-ons.
     Image(r"kube-proxy", _component("components.kube_proxy", "--api", "$(AMBIENT_APISERVER)",
                                     "--node", "$(NODE_NAME)")),

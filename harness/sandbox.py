@@ -91,13 +91,18 @@ class RunDir:
         return self.path / "data"
 
     @property
+    def root_cert(self) -> Path:
+        """The mesh's root certificate, once Istio's CA has published it."""
+        return self.path / "root-cert.pem"
+
+    @property
     def bin(self) -> Path:
         """`kubectl` (and later `istioctl`) for this cluster: put it first on PATH."""
         return self.path / "bin"
 
     def write_shims(self) -> None:
         self.bin.mkdir(parents=True, exist_ok=True)
-        for tool in ("kubectl",):
+        for tool in ("kubectl", "istioctl"):
             shim = self.bin / tool
             shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m harness.cli --cluster "{self.cluster}" {tool} "$@"\n')
             shim.chmod(0o755)
