@@ -6,7 +6,8 @@ instead, after the handshake, at least one SPIFFE URI SAN of the server leaf mus
 identities it expected (`verify_server_identity`). The server requires a client certificate and,
 after the handshake, checks that the client's trust domain is its own (`verify_client_trust_domain`);
 which identity may do what is left to authorization. Python's ssl module has no verification
-callbacks, hence the checks right after the handshake (`tls_connect`, `tls_accept`).
+callbacks, hence the checks right after the handshake (`tls_connect`, `tls_accept`), which return
+a `TLSStream` (tlsstream.py: trio.SSLStream's job, reading many records per call).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Iterable
 
 import trio
 from cryptography import x509
+
+from components.common.tlsstream import TLSStream
 
 SPIFFE_PREFIX = "spiffe://"
 DEFAULT_TRUST_DOMAIN = "cluster.local"
@@ -80,7 +83,7 @@ def cert_identities(cert: x509.Certificate) -> list[Identity]:
     return identities
 
 
-def peer_certificate(stream: trio.SSLStream) -> x509.Certificate:
+def peer_certificate(stream: TLSStream | trio.SSLStream) -> x509.Certificate:
     """The leaf certificate the peer presented on a completed handshake."""
     der = stream.getpeercert(binary_form=True)
     if not der:
@@ -151,7 +154,7 @@ def client_context(chain_pem: bytes, key_pem: bytes, root_pem: bytes) -> ssl.SSL
     return _context(False, chain_pem, key_pem, root_pem)
 
 
-async def _handshake(stream: trio.SSLStream) -> None:
+async def _handshake(stream: TLSStream) -> None:
     try:
         await stream.do_handshake()
     except trio.BrokenResourceError as exc:
@@ -161,9 +164,9 @@ async def _handshake(stream: trio.SSLStream) -> None:
 
 
 async def tls_connect(transport: trio.abc.Stream, context: ssl.SSLContext,
-                      expected: Iterable[Identity | str]) -> tuple[trio.SSLStream, Identity]:
+                      expected: Iterable[Identity | str]) -> tuple[TLSStream, Identity]:
     """Client handshake without SNI, then the SAN check; the stream is closed on any failure."""
-    stream = trio.SSLStream(transport, context, server_hostname=None)
+    stream = TLSStream(transport, context, server_hostname=None)
     await _handshake(stream)
     try:
         return stream, verify_server_identity(peer_certificate(stream), expected)
@@ -173,9 +176,9 @@ async def tls_connect(transport: trio.abc.Stream, context: ssl.SSLContext,
 
 
 async def tls_accept(transport: trio.abc.Stream, context: ssl.SSLContext,
-                     trust_domain: str = DEFAULT_TRUST_DOMAIN) -> tuple[trio.SSLStream, Identity]:
+                     trust_domain: str = DEFAULT_TRUST_DOMAIN) -> tuple[TLSStream, Identity]:
     """Server handshake, then the trust-domain check; the stream is closed on any failure."""
-    stream = trio.SSLStream(transport, context, server_side=True)
+    stream = TLSStream(transport, context, server_side=True)
     await _handshake(stream)
     try:
         return stream, verify_client_trust_domain(peer_certificate(stream), trust_domain)
