@@ -22,6 +22,7 @@ from __future__ import annotations
 import binascii
 import itertools
 import logging
+import math
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import AsyncIterator, Awaitable, Callable, NamedTuple
@@ -199,7 +200,7 @@ class _Connection:
         self._window_lot = trio.lowlevel.ParkingLot()
         self._pings: dict[bytes, trio.Event] = {}
         self._ping_ids = itertools.count(1)
-        self._last_received = trio.current_time()
+        self._last_received = 0.0
         self._nursery: trio.Nursery | None = None
         self._started = False
         self._terminated = trio.Event()
@@ -225,6 +226,7 @@ class _Connection:
         if self._started:
             raise RuntimeError("connection already running")
         self._started = True
+        self._last_received = trio.current_time()
         try:
             self._h2.initiate_connection()
             if self._config.connection_window > DEFAULT_WINDOW:
@@ -265,7 +267,7 @@ class _Connection:
         if not self.closed and not self.goaway_sent:
             self._send_goaway(ErrorCodes.NO_ERROR)
             self._finish_if_idle()
-        with trio.move_on_after(timeout if timeout is not None else float("inf")):
+        with trio.move_on_after(math.inf if timeout is None else timeout):
             await self._terminated.wait()
         await self.aclose()
 
@@ -387,7 +389,7 @@ class _Connection:
     def _on_data(self, event: h2.events.DataReceived) -> None:
         stream = self._streams.get(event.stream_id)
         padding = event.flow_controlled_length - len(event.data)
-        if stream is None or stream._closed:
+        if stream is None:
             self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             return
         if padding:
@@ -647,13 +649,13 @@ class H2ServerConnection(_Connection):
         except Exception:
             log.warning("h2 handler failed for %s %s", request.method, request.path or request.authority,
                         exc_info=True)
-            if not stream.finished and not stream._closed:
+            if not stream.finished and not stream.closed:
                 if stream.responded:
                     stream.reset(ErrorCodes.INTERNAL_ERROR)
                 else:
                     stream._respond_nowait(500, end_stream=True)
         else:
-            if not stream.finished and not stream._closed:
+            if not stream.finished and not stream.closed:
                 if not stream.responded:
                     stream._respond_nowait(500, end_stream=True)
                 elif not stream.local_ended:

@@ -121,6 +121,11 @@ class H2Stream(trio.abc.HalfCloseableStream):
         return dropped
 
     @property
+    def closed(self) -> bool:
+        """aclose() was called on this end."""
+        return self._closed
+
+    @property
     def finished(self) -> bool:
         """Both directions ended, or the stream died: nothing more will happen on it."""
         return self._error is not None or (self.local_ended and self.remote_ended)

@@ -433,3 +433,120 @@ async def test_large_transfer_through_a_tunnel_over_a_socketpair(size):
     assert count == size and received.digest() == expected.digest()
     print(f"\n{size // MiB} MiB echoed through one HTTP/2 CONNECT tunnel (both ends in this process): "
           f"{elapsed:.2f}s, {size / elapsed / 1e6:.0f} MB/s each way")
+
+
+# Settings, limits, protocol errors
+
+async def _settings_seen_by_a_raw_peer(conn_factory, client_side: bool):
+    """Start our connection against a bare h2 state machine and report what it announced."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.settings
+
+    ours, theirs = trio.testing.memory_stream_pair()
+    peer = h2.connection.H2Connection(h2.config.H2Configuration(client_side=client_side))
+    peer.initiate_connection()
+    await theirs.send_all(peer.data_to_send())
+    settings: dict[int, int] = {}
+    window_increment = 0
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            conn = conn_factory(ours)
+            await nursery.start(conn.run)
+            while not settings or not window_increment:
+                for event in peer.receive_data(await theirs.receive_some()):
+                    if isinstance(event, h2.events.RemoteSettingsChanged):
+                        settings = {int(k): v.new_value for k, v in event.changed_settings.items()}
+                    elif isinstance(event, h2.events.WindowUpdated) and event.stream_id == 0:
+                        window_increment = event.delta
+            await conn.aclose()
+    codes = h2.settings.SettingCodes
+    return {codes(k).name: v for k, v in settings.items()}, window_increment
+
+
+async def test_server_announces_ztunnels_settings():
+    settings, increment = await _settings_seen_by_a_raw_peer(
+        lambda t: H2ServerConnection(t, echo), client_side=True)
+    assert settings["INITIAL_WINDOW_SIZE"] == 4 * MiB
+    assert settings["MAX_FRAME_SIZE"] == MiB
+    assert settings["MAX_HEADER_LIST_SIZE"] == 64 * 1024
+    assert settings["MAX_CONCURRENT_STREAMS"] == 200
+    assert increment == 16 * MiB - 65535
+
+
+async def test_client_announces_ztunnels_settings():
+    settings, increment = await _settings_seen_by_a_raw_peer(
+        lambda t: H2ClientConnection(t), client_side=False)
+    assert settings["INITIAL_WINDOW_SIZE"] == 4 * MiB
+    assert settings["MAX_FRAME_SIZE"] == MiB
+    assert settings["MAX_HEADER_LIST_SIZE"] == 16 * 1024
+    assert settings["ENABLE_PUSH"] == 0
+    assert increment == 16 * MiB - 65535
+
+
+async def test_header_lists_over_the_limits_end_the_connection():
+    async def big_answer(request, stream):
+        await stream.respond(200, [("x-big", "v" * 20_000)], end_stream=True)
+
+    with trio.fail_after(10):
+        async with h2_pair(echo) as (conn, server):
+            status, _, stream = await conn.connect("10.0.0.1:80", [("x-fine", "v" * 40_000)])
+            assert status == 200
+            await stream.aclose()
+            with pytest.raises(ConnectionClosed):
+                await conn.connect("10.0.0.1:80", [("x-big", "v" * 70_000)])
+        async with h2_pair(big_answer) as (conn, _):
+            with pytest.raises(ConnectionClosed, match="protocol error"):
+                await conn.connect("10.0.0.1:80")
+
+
+async def test_garbage_ends_the_server_connection():
+    client_t, server_t = trio.testing.memory_stream_pair()
+    server = H2ServerConnection(server_t, echo)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.run)
+            await client_t.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert await read_all(client_t) != b""
+    assert server.close_reason.startswith("protocol error")
+
+
+async def test_client_drain_lets_running_streams_finish():
+    with trio.fail_after(10):
+        async with h2_pair(echo) as (conn, server):
+            _, _, stream = await conn.connect("10.0.0.1:80")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(conn.drain)
+                while not server.goaway_received:
+                    await trio.sleep(0.01)
+                assert not conn.can_open_stream
+                with pytest.raises(ConnectionUnavailable, match="draining"):
+                    conn.open_stream("CONNECT", authority="10.0.0.1:80")
+                await stream.send_all(b"still here")
+                assert await stream.receive_some() == b"still here"
+                await stream.send_eof()
+                assert await stream.receive_some() == b""
+            assert conn.closed
+
+
+async def test_cancelling_a_connect_resets_the_stream():
+    arrived = trio.Event()
+    outcome: list[BaseException] = []
+
+    async def slow(request, stream):
+        arrived.set()
+        try:
+            await stream.receive_some()
+        except StreamReset as exc:
+            outcome.append(exc)
+
+    with trio.fail_after(10):
+        async with h2_pair(slow) as (conn, server):
+            with trio.move_on_after(0.2):
+                await conn.connect("10.0.0.1:80")
+            assert arrived.is_set()
+            while not outcome:
+                await trio.sleep(0.01)
+            assert conn.active_streams == 0 and conn.available_streams == 100
+    assert outcome[0].error_code == h2.errors.ErrorCodes.CANCEL
