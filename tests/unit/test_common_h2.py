@@ -550,3 +550,24 @@ async def test_cancelling_a_connect_resets_the_stream():
                 await trio.sleep(0.01)
             assert conn.active_streams == 0 and conn.available_streams == 100
     assert outcome[0].error_code == h2.errors.ErrorCodes.CANCEL
+
+
+async def test_wait_send_all_might_not_block_waits_for_window():
+    release = trio.Event()
+
+    async def slow(request, stream):
+        await stream.respond(200)
+        await release.wait()
+        await read_all(stream)
+
+    with trio.fail_after(10):
+        async with h2_pair(slow) as (conn, _):
+            _, _, stream = await conn.connect("10.0.0.1:80")
+            await stream.wait_send_all_might_not_block()
+            await stream.send_all(b"w" * SERVER_CONFIG.stream_window)
+            with trio.move_on_after(0.2) as scope:
+                await stream.wait_send_all_might_not_block()
+            assert scope.cancelled_caught
+            release.set()
+            await stream.wait_send_all_might_not_block()
+            await stream.send_eof()

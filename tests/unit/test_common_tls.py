@@ -146,6 +146,7 @@ async def test_mtls_succeeds_with_matching_identities(root, server_cert, client_
     for stream in (client_stream, server_stream):
         assert stream.version() == "TLSv1.3"
         assert stream.selected_alpn_protocol() == "h2"
+        assert stream.cipher()[0] == "TLS_AES_256_GCM_SHA384"
     await client_stream.send_all(b"ping")
     assert await server_stream.receive_some() == b"ping"
     await client_stream.aclose()
