@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from components.common.apiclient import ApiError
-from harness import images, network, probes, procs
+from harness import images, network, probes, procs, volumes
 
 if TYPE_CHECKING:
     from harness.kubelet import Kubelet, NodeRuntime
@@ -27,6 +27,8 @@ BACKOFF_MAX = 10.0
 READY_POLL = 0.05
 READY_RECHECK = 2.0
 TERMINATION_WAIT_MAX = 5.0
+VOLUME_RETRY_START = 0.2
+VOLUME_RETRY_MAX = 2.0
 
 
 def now() -> str:
@@ -76,6 +78,7 @@ class PodWorker:
         self.start_time = now()
         self.sandbox_error = ""
         self._status_lock = trio.Lock()
+        self.volumes = volumes.PodVolumes(self)
         self.finished = trio.Event()
 
     @property
@@ -127,37 +130,57 @@ class PodWorker:
             await self._push_status()
             await trio.sleep_forever()
         await self._push_status()
+        mounts = await self._prepare_volumes()
         try:
-            await self._create_sandbox()
+            await self._create_sandbox(mounts)
         except (procs.SpawnError, OSError, RuntimeError) as exc:
             self.sandbox_error = f"failed to create pod sandbox: {exc}"
             log.error("pod %s: %s", self.ref, self.sandbox_error)
             await self._push_status()
             await trio.sleep_forever()
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.volumes.keep_tokens_fresh)
             for container in self.containers:
                 nursery.start_soon(self._supervise, container, argvs[container.name], envs[container.name],
                                    run.container_log(self.pod, container.name))
         await self._push_status()
         await trio.sleep_forever()
 
-    async def _create_sandbox(self) -> None:
+    async def _prepare_volumes(self) -> list[volumes.Mount]:
+        """Fill the pod's volumes, retrying (as a kubelet retries FailedMount) until they can be."""
+        delay = VOLUME_RETRY_START
+        while True:
+            try:
+                return await self.volumes.prepare()
+            except volumes.VolumeError as exc:
+                message = f"MountVolume.SetUp failed: {exc}"
+                if message != self.sandbox_error:
+                    log.warning("pod %s: %s", self.ref, message)
+                    self.sandbox_error = message
+                    await self._push_status()
+            await trio.sleep(delay)
+            delay = min(delay * 2, VOLUME_RETRY_MAX)
+
+    async def _create_sandbox(self, mounts: list[volumes.Mount]) -> None:
         run = self.kubelet.run
         pod_dir = run.pod_dir(self.namespace, self.name)
         pod_dir.mkdir(parents=True, exist_ok=True)
+        self.sandbox_error = ""
+        mounts = list(mounts)
         if self.host_network:
             self.pod_ip = self.node.net.ip
-            script, unshare, enter = [], ["--mount", "--propagation", "private"], procs.enter_argv(
-                self.node.pause.pid, mount=False)
+            unshare, enter = ["--mount", "--propagation", "private"], procs.enter_argv(self.node.pause.pid, mount=False)
             if self.pod["spec"].get("dnsPolicy") == "ClusterFirstWithHostNet":
                 (pod_dir / "resolv.conf").write_text(self._resolv_conf())
-                script.append('mount --bind "$2/resolv.conf" /etc/resolv.conf')
+                mounts.append(volumes.Mount(pod_dir / "resolv.conf", "/etc/resolv.conf", False))
+            script = volumes.mount_script(mounts, pod_dir / "overlays")
         else:
             self.pod_ip = self.node.net.allocate_ip()
             (pod_dir / "resolv.conf").write_text(self._resolv_conf())
             (pod_dir / "hosts").write_text(self._hosts_file())
-            script = ['hostname "$1"', 'mount --bind "$2/resolv.conf" /etc/resolv.conf',
-                      'mount --bind "$2/hosts" /etc/hosts', "ip link set lo up"]
+            mounts += [volumes.Mount(pod_dir / "resolv.conf", "/etc/resolv.conf", False),
+                       volumes.Mount(pod_dir / "hosts", "/etc/hosts", False)]
+            script = ['hostname "$1"', *volumes.mount_script(mounts, pod_dir / "overlays"), "ip link set lo up"]
             unshare, enter = ["--net", "--uts", "--mount", "--propagation", "private"], None
         self.pause = await procs.start_pause(f"pod {self.ref}", script, unshare=unshare, enter=enter,
                                              args=[self._hostname(), str(pod_dir)])
@@ -329,7 +352,8 @@ class PodWorker:
             "AMBIENT_APISERVER": self.kubelet.apiserver_endpoint, "PYTHONUNBUFFERED": "1",
         }
 
-    def _field(self, path: str) -> str:
+    def field(self, path: str) -> str:
+        """A downward-API field of this pod (metadata.name, status.podIP, metadata.labels['x'], ...)."""
         spec, meta = self.pod["spec"], self.pod["metadata"]
         simple = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
                   "metadata.uid": meta["uid"], "spec.nodeName": spec.get("nodeName", ""),
@@ -357,7 +381,7 @@ class PodWorker:
 
     async def _value_from(self, source: dict[str, Any]) -> str | None:
         if "fieldRef" in source:
-            return self._field(source["fieldRef"].get("fieldPath", ""))
+            return self.field(source["fieldRef"].get("fieldPath", ""))
         if "resourceFieldRef" in source:
             return "0"
         for key, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):

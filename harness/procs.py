@@ -51,12 +51,12 @@ async def start_pause(what: str, script: list[str], *, unshare: list[str], enter
                       args: list[str] | None = None, timeout: float = 10.0) -> Pause:
     """Start a pause process in new namespaces (`unshare` flags, e.g. ["--net", "--uts"]).
 
-    `script` are shell lines run inside the new namespaces before the process pauses (`$1`...
+    `script` are bash lines run inside the new namespaces before the process pauses (`$1`...
     are `args`); `enter` is an nsenter prefix to create the namespaces from inside another
     sandbox (a hostNetwork pod shares its node's network). Returns once the script has run.
     """
     body = "set -e\n" + "\n".join(script) + "\nprintf 'ready\\n'\nexec sleep infinity\n"
-    argv = [*(enter or []), "unshare", *unshare, "--", "sh", "-c", body, "pause", *(args or [])]
+    argv = [*(enter or []), "unshare", *unshare, "--", "bash", "-c", body, "pause", *(args or [])]
     process = await trio.lowlevel.open_process(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                                stderr=subprocess.PIPE, start_new_session=True)
     assert process.stdout is not None and process.stderr is not None

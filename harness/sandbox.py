@@ -111,6 +111,10 @@ class RunDir:
     def topology_file(self) -> Path:
         return self.path / "topology.yaml"
 
+    def node_root(self, node: str) -> Path:
+        """A node's own filesystem paths (hostPath volumes), e.g. nodes/<node>/var/run/ztunnel."""
+        return self.path / "nodes" / node
+
     def pod_dir(self, namespace: str, name: str) -> Path:
         return self.pods / f"{namespace}_{name}"
 

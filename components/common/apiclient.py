@@ -64,6 +64,10 @@ class ApiClient:
             raise ApiError({"code": response.status, "message": response.body.decode(errors="replace")})
         return payload
 
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        """A raw REST call, for subresources without a helper (e.g. serviceaccounts/<sa>/token)."""
+        return await self._call(method, path, body)
+
     async def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
         return await self._call("GET", kinds.for_object(api_version, kind).object_path(name, namespace))
 

@@ -48,6 +48,37 @@ spec:
     command: ["sh", "-c", "echo from-second; exec sleep 3600"]
 ---
 apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings, namespace: {NS}}}
+data: {{greeting: hello}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: volumes, namespace: {NS}}}
+spec:
+  nodeSelector: {{kubernetes.io/hostname: ambient-worker}}
+  containers:
+  - name: main
+    image: busybox
+    command: [sleep, infinity]
+    volumeMounts:
+    - {{name: cfg, mountPath: /etc/emulator-test/config}}
+    - {{name: tok, mountPath: /var/run/secrets/tokens}}
+    - {{name: node, mountPath: /var/run/emulator-test}}
+    - {{name: info, mountPath: /etc/podinfo, readOnly: true}}
+  volumes:
+  - {{name: cfg, configMap: {{name: settings}}}}
+  - name: tok
+    projected:
+      sources:
+      - serviceAccountToken: {{audience: istio-ca, expirationSeconds: 43200, path: istio-token}}
+  - {{name: node, hostPath: {{path: /var/run/emulator-test, type: DirectoryOrCreate}}}}
+  - name: info
+    downwardAPI:
+      items:
+      - {{path: name, fieldRef: {{fieldPath: metadata.name}}}}
+---
+apiVersion: v1
 kind: Pod
 metadata: {{name: mystery, namespace: {NS}}}
 spec:
@@ -116,3 +147,23 @@ async def test_unknown_image_is_a_clear_pod_error(pods: Cluster) -> None:
     assert 'image "example.com/mystery:1.0" of container "main" is not one the emulator knows' in message
     listing = (await pods.kubectl("get", "pod", "mystery", "-n", NS)).stdout
     assert "ErrImagePull" in listing
+
+
+async def test_volumes_are_mounted_without_touching_the_host(pods: Cluster) -> None:
+    import base64
+    import json
+    import os
+
+    await _pod_when(pods, "volumes", lambda p: p.get("status", {}).get("phase") == "Running")
+    script = ("cat /etc/emulator-test/config/greeting; echo; cat /var/run/secrets/tokens/istio-token; echo; "
+              "cat /etc/podinfo/name; echo; cat /var/run/secrets/kubernetes.io/serviceaccount/namespace; echo; "
+              "echo shared > /var/run/emulator-test/file; touch /etc/podinfo/x 2>&1 || true")
+    result = await pods.exec("volumes", "sh", "-c", script, namespace=NS)
+    greeting, token, name, namespace, denied = result.stdout.splitlines()[:5]
+    assert (greeting, name, namespace) == ("hello", "volumes", NS)
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert claims["aud"] == ["istio-ca"] and claims["kubernetes.io"]["pod"]["name"] == "volumes"
+    assert "Read-only file system" in denied
+    shared = pods.run.node_root("ambient-worker") / "var/run/emulator-test/file"
+    assert shared.read_text() == "shared\n"
+    assert not os.path.exists("/etc/emulator-test") and not os.path.exists("/run/emulator-test")
