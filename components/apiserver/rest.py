@@ -1,5 +1,6 @@
 """The HTTP face of the apiserver: Kubernetes' REST paths and verbs mapped onto the registry,
-plus watches, discovery, health, token endpoints and the service-account issuer's public keys."""
+plus watches, discovery, health, token endpoints, the service-account issuer's public keys and
+the pods' and services' proxy subresource."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, Callable
 
 import yaml
 
-from components.apiserver import discovery, errors, patch, resources, watch
+from components.apiserver import discovery, errors, patch, proxy, resources, watch
 from components.apiserver.errors import StatusError
 from components.apiserver.registry import Registry
 from components.apiserver.selectors import SelectorError, object_filter
@@ -130,6 +131,9 @@ class Api:
         return response
 
     async def _route(self, request: Request) -> Response:
+        proxied = proxy.parse_proxy_path(request.target)
+        if proxied is not None:
+            return await proxy.relay(self.registry, proxied, request)
         path = request.path.rstrip("/") or "/"
         method = request.method
         if method == "GET":
