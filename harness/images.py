@@ -44,6 +44,11 @@ IMAGES: tuple[Image, ...] = (
         "components.istiod", "--api", "$(AMBIENT_APISERVER)", "--root-namespace", "$(POD_NAMESPACE)",
         "--ca-command", f"{PYTHON} -m components.ca --api $(AMBIENT_APISERVER) --listen 0.0.0.0:15012 "
                         "--trusted-node-accounts $(CA_TRUSTED_NODE_ACCOUNTS) --root-namespace $(POD_NAMESPACE)")),
+    Image(r"(istio|istio-release)/install-cni", _component(
+        "components.cni", "--api", "$(AMBIENT_APISERVER)", "--node", "$(NODE_NAME)",
+        "--zds-socket", "/var/run/ztunnel/ztunnel.sock", "--plugin-socket", "/var/run/istio-cni/pluginevent.sock",
+        "--cni-conf-dir", "/host/etc/cni/net.d")),
+    Image(r"(istio|istio-release)/ztunnel", _component("components.ztunnel")),
     # Cluster add-ons.
     Image(r"kube-proxy", _component("components.kube_proxy", "--api", "$(AMBIENT_APISERVER)",
                                     "--node", "$(NODE_NAME)")),

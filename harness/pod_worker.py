@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from components.common.apiclient import ApiError
-from harness import images, network, probes, procs, volumes
+from harness import cni, images, network, probes, procs, volumes
 
 if TYPE_CHECKING:
     from harness.kubelet import Kubelet, NodeRuntime
@@ -187,10 +187,31 @@ class PodWorker:
         if not self.host_network:
             self.host_ifname = network.host_veth_name(self.uid)
             network.add_pod(self.node.net, self.pause.netns, self.pod_ip, self.host_ifname)
+            await self._run_cni_plugins()
         (pod_dir / "sandbox.json").write_text(json.dumps({
             "uid": self.uid, "pause_pid": self.pause.pid, "node": self.node.net.name, "ip": self.pod_ip,
             "host_network": self.host_network, "host_veth": self.host_ifname}))
         log.info("pod %s: sandbox ready on %s with IP %s", self.ref, self.node.net.name, self.pod_ip)
+
+    async def _run_cni_plugins(self) -> None:
+        """Call the chained CNI plugin the node has (istio-cni), as the container runtime does
+        after wiring the pod's network and before starting its containers; retry until it agrees."""
+        delay = VOLUME_RETRY_START
+        while True:
+            try:
+                await cni.add(self.kubelet.run.node_root(self.node.net.name), self.pause.netns, self.pod, self.pod_ip)
+                if self.sandbox_error:
+                    self.sandbox_error = ""
+                    await self._push_status()
+                return
+            except cni.PluginError as exc:
+                message = f"failed to setup network for sandbox: {exc}"
+                if message != self.sandbox_error:
+                    log.warning("pod %s: %s", self.ref, message)
+                    self.sandbox_error = message
+                    await self._push_status()
+            await trio.sleep(delay)
+            delay = min(delay * 2, VOLUME_RETRY_MAX)
 
     async def _supervise(self, container: ContainerRun, argv: list[str], env: dict[str, str], log_path: Any) -> None:
         restart_policy = self.pod["spec"].get("restartPolicy", "Always")
