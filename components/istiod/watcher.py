@@ -55,10 +55,6 @@ class Dirty:
     def set(self) -> None:
         self._event.set()
 
-    @property
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
     def clear(self) -> None:
         if self._event.is_set():
             self._event = trio.Event()

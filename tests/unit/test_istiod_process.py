@@ -166,8 +166,20 @@ async def test_status_follows_a_changed_policy_and_ignores_waypoint_policies(api
     conditions = await eventually(unsupported, timeout=2)
     assert conditions[0]["status"] == "True" and conditions[0]["observedGeneration"] == 2
     assert conditions[0]["lastTransitionTime"] == first_stamp  # status stayed True
+
+    foreign = {"type": "WaypointAccepted", "status": "True", "reason": "Accepted", "message": "bound",
+               "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    await api.patch("security.istio.io/v1", "AuthorizationPolicy", "default", "allow-sleep",
+                    {"status": {"conditions": [*conditions, foreign]}}, subresource="status")
+    waypoint_spec = {"targetRefs": [{"kind": "Service", "group": "", "name": "httpbin"}], "rules": [{}]}
+    await api.patch("security.istio.io/v1", "AuthorizationPolicy", "default", "allow-sleep", {"spec": waypoint_spec})
+
+    async def only_foreign() -> bool:
+        return await _status_of(api, "allow-sleep") == [foreign]
+
+    await eventually(only_foreign, timeout=2)  # no longer for ztunnel: our condition goes, theirs stays
     waypoint = authorization_policy("for-waypoint")
-    waypoint["spec"] = {"targetRefs": [{"kind": "Service", "group": "", "name": "httpbin"}], "rules": [{}]}
+    waypoint["spec"] = waypoint_spec
     await api.create(waypoint)
     await trio.sleep(0.2)
     assert await _status_of(api, "for-waypoint") is None
