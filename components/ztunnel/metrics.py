@@ -152,18 +152,22 @@ def labels_for(reporter: str, source_workload: Obj | None, source_identity: str 
     return TrafficLabels(reporter, response_flags=flags, connection_security_policy=security, **fields)
 
 
-class _Series:
-    """The counters of one label set, fetched once (a prometheus `labels()` lookup per read or
-    write would dominate the cost of counting bytes)."""
+class _Family:
+    """A labelled counter with its children cached by TrafficLabels: a prometheus `labels()`
+    lookup per write would dominate the cost of counting bytes. Children are made on first use,
+    so only series that happened are exported, as ztunnel's `get_or_create` does."""
 
-    __slots__ = ("opened", "closed", "received", "sent", "failed")
+    __slots__ = ("metric", "_children")
 
-    def __init__(self, metrics: Metrics, values: tuple[str, ...]) -> None:
-        self.opened = metrics.connections_opened.labels(*values)
-        self.closed = metrics.connections_closed.labels(*values)
-        self.received = metrics.received_bytes.labels(*values)
-        self.sent = metrics.sent_bytes.labels(*values)
-        self.failed = metrics.connections_failed.labels(*values)
+    def __init__(self, metric: Counter) -> None:
+        self.metric = metric
+        self._children: dict[TrafficLabels, Counter] = {}
+
+    def of(self, labels: TrafficLabels) -> Counter:
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self.metric.labels(*labels.values())
+        return child
 
 
 class Metrics:
@@ -174,19 +178,19 @@ class Metrics:
         r = self.registry
         build = Gauge("istio_build", "Istio component build info", ["component", "tag"], registry=r)
         build.labels("ztunnel", istio_version).set(1)
-        self.connections_opened = Counter(
-            "istio_tcp_connections_opened", "The total number of TCP connections opened", LABEL_NAMES, registry=r)
-        self.connections_closed = Counter(
-            "istio_tcp_connections_closed", "The total number of TCP connections closed", LABEL_NAMES, registry=r)
-        self.received_bytes = Counter(
+        self.connections_opened = _Family(Counter(
+            "istio_tcp_connections_opened", "The total number of TCP connections opened", LABEL_NAMES, registry=r))
+        self.connections_closed = _Family(Counter(
+            "istio_tcp_connections_closed", "The total number of TCP connections closed", LABEL_NAMES, registry=r))
+        self.received_bytes = _Family(Counter(
             "istio_tcp_received_bytes",
-            "The size of total bytes received during request in case of a TCP connection", LABEL_NAMES, registry=r)
-        self.sent_bytes = Counter(
+            "The size of total bytes received during request in case of a TCP connection", LABEL_NAMES, registry=r))
+        self.sent_bytes = _Family(Counter(
             "istio_tcp_sent_bytes",
-            "The size of total bytes sent during response in case of a TCP connection", LABEL_NAMES, registry=r)
-        self.connections_failed = Counter(
+            "The size of total bytes sent during response in case of a TCP connection", LABEL_NAMES, registry=r))
+        self.connections_failed = _Family(Counter(
             "istio_tcp_connections_failed",
-            "The total number of TCP connections that failed to establish (unstable)", LABEL_NAMES, registry=r)
+            "The total number of TCP connections that failed to establish (unstable)", LABEL_NAMES, registry=r))
         self.sockets_open = Gauge(
             "istio_tcp_sockets_open", "The current number of open TCP sockets (unstable)", ["reporter"], registry=r)
         self.active_proxies = Gauge(
@@ -199,36 +203,31 @@ class Metrics:
             "workload_manager_proxies_started", "The total number of proxies that were started (unstable)", registry=r)
         self.proxies_stopped = Counter(
             "workload_manager_proxies_stopped", "The total number of proxies that were stopped (unstable)", registry=r)
-        self._series: dict[TrafficLabels, _Series] = {}
-
-    def _of(self, labels: TrafficLabels) -> _Series:
-        series = self._series.get(labels)
-        if series is None:
-            series = self._series[labels] = _Series(self, labels.values())
-        return series
 
     def opened(self, labels: TrafficLabels) -> None:
-        """A connection was accepted (ztunnel counts it with response_flags `-`)."""
-        self._of(labels).opened.inc()
+        """A connection was accepted (ztunnel counts it with response_flags `-`). Its byte series
+        appear now, at 0, as ztunnel binds them when the connection opens."""
+        self.received_bytes.of(labels)
+        self.sent_bytes.of(labels)
+        self.connections_opened.of(labels).inc()
 
     def add_bytes(self, labels: TrafficLabels, received_from_client: int, sent_to_client: int) -> None:
         """Bytes as they flow, so a long connection's progress shows. Use the labels the
         connection opened with: ztunnel binds its byte counters before the final flags are known."""
-        series = self._of(labels)
         if received_from_client:
-            series.received.inc(received_from_client)
+            self.received_bytes.of(labels).inc(received_from_client)
         if sent_to_client:
-            series.sent.inc(sent_to_client)
+            self.sent_bytes.of(labels).inc(sent_to_client)
 
     def closed(self, labels: TrafficLabels) -> None:
         """A connection ended, with its final response_flags. ztunnel also calls `failed` then."""
-        self._of(labels).closed.inc()
+        self.connections_closed.of(labels).inc()
 
     def failed(self, labels: TrafficLabels) -> bool:
         """Count a failure if the flags are one ztunnel counts (FAILURE_FLAGS); whether it did."""
         if labels.response_flags not in FAILURE_FLAGS:
             return False
-        self._of(labels).failed.inc()
+        self.connections_failed.of(labels).inc()
         return True
 
     def socket_opened(self, reporter: str) -> None:
