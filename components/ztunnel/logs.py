@@ -240,6 +240,8 @@ def apply_filter(spec: str) -> None:
         if not eq and target.lower() in _LEVEL_NAMES:
             default = _LEVEL_NAMES[target.lower()]
             continue
+        if eq and level.lower() not in _LEVEL_NAMES:
+            raise ValueError(f"invalid log level in {directive!r}")
         name = logger_name(target)
         logging.getLogger(name).setLevel(_LEVEL_NAMES[level.lower()] if eq else TRACE)
         _filtered.add(name)
