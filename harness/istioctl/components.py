@@ -81,7 +81,8 @@ def prepared(obj: Obj, component: str) -> Obj:
         meta.setdefault("namespace", ISTIO_NAMESPACE)
     if result.get("kind") == "Namespace" or not component:
         return result
-    meta["labels"] = {**(meta.get("labels") or {}), "operator.istio.io/component": OPERATOR_NAMES.get(component, component),
+    meta["labels"] = {**(meta.get("labels") or {}),
+                      "operator.istio.io/component": OPERATOR_NAMES.get(component, component),
                       "operator.istio.io/managed": "Reconcile", "operator.istio.io/version": VERSION,
                       "istio.io/rev": "default"}
     return result

@@ -93,6 +93,14 @@ def check_profile(profile: str) -> None:
         raise IstioctlError(f'profile "{profile}" is not emulated: only {emulated} is (--set profile=ambient)')
 
 
+def multi_error(errors: list[str]) -> str:
+    """istio's multierror format: one error as is, several as a bulleted count."""
+    if len(errors) == 1:
+        return errors[0]
+    points = "\n\t".join(f"* {e}" for e in errors)
+    return f"{len(errors)} errors occurred:\n\t{points}\n"
+
+
 async def confirm(ctx: IstioctlContext, prompt: str) -> bool:
     """istioctl's Confirm: ask until y/yes or n/no; an empty line or end of input is no."""
     while True:
@@ -154,7 +162,7 @@ async def run(parsed: Parsed, ctx: IstioctlContext) -> int:
         if component.name:
             log.installed(component.name, component.icon)
     if errors:
-        raise IstioctlError("failed to install manifests: " + "\n".join(errors))
+        raise IstioctlError("failed to install manifests: " + multi_error(errors))
     log.complete()
     if settings.profile == "ambient":
         emit(ctx.stderr, "The ambient profile has been installed successfully, enjoy Istio without sidecars!\n")

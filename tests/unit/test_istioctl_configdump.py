@@ -87,7 +87,8 @@ CERTIFICATES = [
     {"identity": "spiffe://cluster.local/ns/ambient-demo/sa/sleep", "state": "Available", "certChain": [
         {"pem": "x", "serialNumber": "307564724378612391645160879542592778778", "validFrom": "2026-01-01T00:00:00Z",
          "expirationTime": "2026-01-02T00:00:00Z"},
-        {"pem": "y", "serialNumber": "1", "validFrom": "2025-01-01T00:00:00Z", "expirationTime": "2035-01-01T00:00:00Z"}]},
+        {"pem": "y", "serialNumber": "1", "validFrom": "2025-01-01T00:00:00Z",
+         "expirationTime": "2035-01-01T00:00:00Z"}]},
     {"identity": "spiffe://cluster.local/ns/ambient-demo/sa/httpbin", "state": "Initializing", "certChain": []},
     {"identity": "spiffe://cluster.local/ns/default/sa/x", "state": "Unavailable: signing failed", "certChain": []},
 ]
