@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, TextIO
 
-from components.ztunnel.metrics import SOURCE, UNKNOWN, TrafficLabels
+from components.ztunnel.metrics import MUTUAL_TLS, SOURCE, UNKNOWN, TrafficLabels
 from components.ztunnel.rbac import AuthzLog, Connection
 
 TRACE = 5
@@ -305,7 +305,7 @@ class AccessLog:
                     src_pod: str | None = None, dst_pod: str | None = None) -> AccessLog:
         """As ztunnel derives the fields from a connection's metric labels: a workload without
         a pod name falls back to its canonical service, identities only show for mutual_tls."""
-        mtls = labels.connection_security_policy == "mutual_tls"
+        mtls = labels.connection_security_policy == MUTUAL_TLS
         return cls(
             direction="outbound" if labels.reporter == SOURCE else "inbound",
             src_addr=src_addr, dst_addr=dst_addr, dst_hbone_addr=dst_hbone_addr,

@@ -63,7 +63,8 @@ def test_connection_complete_outbound() -> None:
 
 def test_connection_opened_is_debug() -> None:
     assert line(logs.connection_opened(AccessLog("inbound", "10.0.2.3:41234", "10.0.2.2:8080"))) == (
-        f'{STAMP}\tdebug\taccess\tconnection opened\tsrc.addr=10.0.2.3:41234 dst.addr=10.0.2.2:8080 direction="inbound"')
+        f"{STAMP}\tdebug\taccess\tconnection opened\t"
+        'src.addr=10.0.2.3:41234 dst.addr=10.0.2.2:8080 direction="inbound"')
 
 
 def test_access_log_from_labels_both_reporters() -> None:
@@ -138,11 +139,13 @@ def test_xds_response() -> None:
 
 def test_spans_outermost_first() -> None:
     event = Event(logging.WARNING, "ztunnel::proxy::inbound", "failed to connect", (("err", "boom"),))
-    nested = event.within(logs.proxy_span("default", "httpbin"), logs.inbound_span("0af7651916cd43dd", "10.0.0.1:40000"))
+    nested = event.within(logs.proxy_span("default", "httpbin"),
+                          logs.inbound_span("0af7651916cd43dd", "10.0.0.1:40000"))
     assert line(nested) == (
-        f"{STAMP}\twarn\tproxy::inbound:proxy{{wl=default/httpbin}}:inbound{{id=0af7651916cd43dd peer=10.0.0.1:40000}}"
-        '\tfailed to connect\terr="boom"')
-    assert line(event.within(logs.outbound_span("ab12"))).startswith(f"{STAMP}\twarn\tproxy::inbound:outbound{{id=ab12}}\t")
+        f"{STAMP}\twarn\tproxy::inbound:proxy{{wl=default/httpbin}}:"
+        'inbound{id=0af7651916cd43dd peer=10.0.0.1:40000}\tfailed to connect\terr="boom"')
+    assert line(event.within(logs.outbound_span("ab12"))).startswith(
+        f"{STAMP}\twarn\tproxy::inbound:outbound{{id=ab12}}\t")
 
 
 def test_authz_decision_lines() -> None:
