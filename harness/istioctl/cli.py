@@ -39,19 +39,23 @@ def _is_flag(arg: str) -> bool:
     return arg.startswith("-") and arg != "-"
 
 
+def _first_word(args: list[str], command: Command) -> int | None:
+    """The index of the first argument that is not a flag or a flag's value (None before `--`)."""
+    valued = flags.takes_value(flags.GLOBAL_FLAGS + command.flags)
+    i = 0
+    while i < len(args) and _is_flag(args[i]) and args[i] != "--":
+        i += 2 if args[i] in valued else 1
+    return i if i < len(args) and args[i] != "--" else None
+
+
 def find(argv: list[str]) -> tuple[list[Command], list[str]]:
     """The command path named by the leading words of `argv` and the remaining arguments (flags
     may come before subcommand names)."""
     path, rest = [ROOT], list(argv)
     while path[-1].children:
-        valued = flags.takes_value(flags.GLOBAL_FLAGS + path[-1].flags)
-        i = 0
-        while i < len(rest) and _is_flag(rest[i]) and rest[i] != "--":
-            i += 2 if rest[i] in valued else 1
-        if i >= len(rest) or rest[i] == "--":
-            break
-        child = path[-1].child(rest[i])
-        if child is None:
+        i = _first_word(rest, path[-1])
+        child = None if i is None else path[-1].child(rest[i])
+        if i is None or child is None:
             break
         path.append(child)
         rest = rest[:i] + rest[i + 1:]
@@ -75,16 +79,17 @@ def _not_emulated(word: str) -> str | None:
 async def _dispatch(argv: list[str], ctx: IstioctlContext) -> int:
     path, rest = find(argv)
     command = path[-1]
-    words = [a for a in rest if not _is_flag(a)]
-    if command is ROOT and words:
-        if words[0] == "help":
-            target, _ = find(words[1:])
+    first = _first_word(rest, command)
+    if command is ROOT and first is not None:
+        word = rest[first]
+        if word == "help":
+            target, _ = find(rest[first + 1:])
             emit(ctx.stdout, help_text(target))
             return 0
-        missing = _not_emulated(words[0])
+        missing = _not_emulated(word)
         if missing is not None:
             raise IstioctlError(f'"istioctl {missing}" is not emulated yet')
-        raise _unknown_command(words[0])
+        raise _unknown_command(word)
     parsed = flags.parse(rest, command.flags)
     if parsed["help"] or command.run is None:
         emit(ctx.stdout, help_text(path))

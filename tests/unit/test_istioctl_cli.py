@@ -74,6 +74,8 @@ async def test_help_for_groups_and_commands():
     code, out, _ = await istioctl("zc", "workloads", "--help")
     assert code == 0 and "Usage:\n  istioctl ztunnel-config workload [<type>/]<name>[.<namespace>] [flags]" in out
     assert "--workload-namespace string" in out and "Aliases:\n  workload, w, workloads" in out
+    code, out, _ = await istioctl("-n", "foo")
+    assert code == 0 and out.startswith("Istio configuration command line utility")
     code, out, _ = await istioctl("help", "install")
     assert code == 0 and out.startswith("The install command generates an Istio install manifest")
 
