@@ -176,6 +176,15 @@ class Cluster:
         code = await run_kubectl(list(args), ctx)
         return Result(code, stdout.getvalue(), stderr.getvalue())
 
+    async def istioctl(self, *args: str, input: str = "") -> Result:
+        """Run an istioctl command against this cluster and capture what it prints."""
+        from harness.istioctl import IstioctlContext, run as run_istioctl
+
+        stdout, stderr = io.StringIO(), io.StringIO()
+        ctx = IstioctlContext(api=self.api, stdin=io.StringIO(input), stdout=stdout, stderr=stderr, cwd=Path.cwd())
+        code = await run_istioctl(list(args), ctx)
+        return Result(code, stdout.getvalue(), stderr.getvalue())
+
     async def exec(self, pod: str, *argv: str, namespace: str = "default") -> Result:
         """`kubectl exec -n NAMESPACE POD -- ARGV` (POD may be deploy/NAME)."""
         return await self.kubectl("exec", "-n", namespace, pod, "--", *argv)
