@@ -27,23 +27,36 @@ def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
 
 
 @contextmanager
-def entered(netns_path: str) -> Iterator[None]:
-    """Run the body with the calling thread in the network namespace at `netns_path`.
+def entered_fd(netns_fd: int) -> Iterator[None]:
+    """Run the body with the calling thread in the network namespace open as `netns_fd`.
 
-    Only socket creation should happen inside: the body must not block or yield to other tasks.
+    ztunnel gets pods' namespaces as fds (over ZDS), never as paths. Only socket creation should
+    happen inside: the body must not block or yield to other tasks.
     """
     with _lock:
         own = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
-        target = os.open(netns_path, os.O_RDONLY)
         try:
-            setns(target)
+            setns(netns_fd)
             try:
                 yield
             finally:
                 setns(own)
         finally:
-            os.close(target)
             os.close(own)
+
+
+@contextmanager
+def entered(netns_path: str) -> Iterator[None]:
+    """Run the body with the calling thread in the network namespace at `netns_path`.
+
+    Only socket creation should happen inside: the body must not block or yield to other tasks.
+    """
+    target = os.open(netns_path, os.O_RDONLY)
+    try:
+        with entered_fd(target):
+            yield
+    finally:
+        os.close(target)
 
 
 def socket_in(netns_path: str, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM) -> socket.socket:
