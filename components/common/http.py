@@ -174,7 +174,7 @@ async def serve_connection(stream: trio.abc.Stream, handler: Handler, client: An
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             conn.start_next_cycle()
-    except (HTTPError, h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+    except (HTTPError, h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
         return
     finally:
         await trio.aclose_forcefully(stream)

@@ -88,10 +88,12 @@ async def test_without_trusted_node_accounts_no_one_may_impersonate(nursery, api
     assert (await fetch(server, await issue_token(api, cluster["sleep"]), SLEEP)).identity == Identity.parse(SLEEP)
 
 
-async def test_the_ca_waits_for_its_namespace_before_serving(nursery, api):
+async def test_the_ca_waits_for_its_namespace_before_serving(nursery, api, caplog):
     server = CAServer(ca_config(api))
     nursery.start_soon(server.run)
-    await trio.sleep(0.3)
+    with trio.fail_after(5):
+        while not any("Failed to write secret to CA" in r.getMessage() for r in caplog.records):
+            await trio.sleep(0.01)
     assert server.root is None and not server.serving.is_set()
     assert (await http.request(f"127.0.0.1:{server.ready_port}", "GET", "/ready")).status == 503
     await api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import trio
 
 from components.ca.__main__ import parse_args
 from components.ca.durations import format_duration, parse_duration
@@ -81,3 +82,20 @@ def test_the_pod_index_follows_events():
     assert not index.on_node("default", "sleep", "worker")
     index.apply("MODIFIED", _pod("d", ""))
     assert index.get("default", "d") is not None and not index.on_node("default", "sleep", "")
+
+
+async def test_common_http_survives_a_client_leaving_mid_body(nursery):
+    """A CA request cancelled while its body was being sent used to take the apiserver's listener down."""
+    from components.common import http
+
+    async def handler(request: http.Request) -> http.Response:
+        return http.Response.text("ok")
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    await nursery.start(http.serve, listeners, handler)
+    address = f"127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+    stream = await trio.open_tcp_stream("127.0.0.1", listeners[0].socket.getsockname()[1])
+    await stream.send_all(b"POST /x HTTP/1.1\r\nhost: a\r\ncontent-length: 100\r\n\r\n0123456789")
+    await stream.aclose()
+    await trio.sleep(0.05)
+    assert (await http.request(address, "GET", "/")).body == b"ok"
