@@ -8,6 +8,7 @@ a TCP check of it is a readiness check too.
 
 from __future__ import annotations
 
+import json
 import logging
 import ssl
 from dataclasses import dataclass, field
@@ -150,7 +151,7 @@ class CAServer:
             answer, code, http_status = refusal.body(), refusal.code, refusal.http_status
         headers = [("content-type", "application/json"), ("grpc-status", str(code))]
         await stream.respond(http_status, headers)
-        await stream.send_all(http.Response.json(answer).body)
+        await stream.send_all(json.dumps(answer).encode())
         await stream.send_eof()
 
     async def _serve_ready(self, address: str, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -102,7 +102,7 @@ async def test_a_caller_outside_the_trusted_node_accounts_may_not_impersonate(ca
     await still_serving(ca, api, cluster)
 
 
-async def test_an_expired_token_is_refused(ca, api, apiserver, cluster):
+async def test_an_expired_token_is_refused(ca, api, apiserver, cluster, caplog):
     account = await api.get("v1", "ServiceAccount", "default", "sleep")
     node = await api.get("v1", "Node", None, "worker")
     past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=2)
@@ -112,6 +112,11 @@ async def test_an_expired_token_is_refused(ca, api, apiserver, cluster):
     assert refusal.message == ('request authenticate failure: failed to validate the JWT from cluster "Kubernetes": '
                                "the service account authentication returns an error: "
                                "[invalid bearer token, service account token has expired]")
+    lines = [IstioFormatter().format(r) for r in caplog.records if r.name == "security"]
+    assert any("\terror\tsecurity\tFailed to authenticate client from 127.0.0.1:" in line and
+               line.endswith(": Authenticator KubeJWTAuthenticator: failed to validate the JWT from cluster "
+                             '"Kubernetes": the service account authentication returns an error: '
+                             "[invalid bearer token, service account token has expired]") for line in lines), lines
     await still_serving(ca, api, cluster)
 
 
