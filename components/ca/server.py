@@ -97,9 +97,8 @@ class CAServer:
             nursery.start_soon(RootCertPublisher(self.api, self.root.cert_pem).run)
             await pods.synced.wait()
             authorizer = NodeAuthorizer(config.trusted_node_accounts, pods) if config.trusted_node_accounts else None
-            service = CertificateService(self.root, KubeJWTAuthenticator(self.api, config.trust_domain, config.audiences,
-                                                                         config.cluster_id),
-                                         authorizer, config.default_ttl, config.max_ttl)
+            authenticator = KubeJWTAuthenticator(self.api, config.trust_domain, config.audiences, config.cluster_id)
+            service = CertificateService(self.root, authenticator, authorizer, config.default_ttl, config.max_ttl)
             context = server_context(*serving_credentials(self.root))
             host, port = split_host_port(config.listen)
             listeners = await trio.open_tcp_listeners(port, host=host or None)
@@ -139,7 +138,8 @@ class CAServer:
             try:
                 body = await stream.receive_all(MAX_REQUEST)
             except BodyTooLarge as exc:
-                raise Refusal(status.INVALID_ARGUMENT, f"grpc: received message larger than max ({MAX_REQUEST})") from exc
+                raise Refusal(status.INVALID_ARGUMENT,
+                              f"grpc: received message larger than max ({MAX_REQUEST})") from exc
             answer, code, http_status = await service.create_certificate(request.headers, body, client), status.OK, 200
         except Refusal as refusal:
             answer, code, http_status = refusal.body(), refusal.code, refusal.http_status
@@ -154,7 +154,8 @@ class CAServer:
         await stream.send_all(json.dumps(answer).encode())
         await stream.send_eof()
 
-    async def _serve_ready(self, address: str, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _serve_ready(self, address: str, *,
+                           task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async def handler(request: http.Request) -> http.Response:
             if request.path != "/ready":
                 return http.Response.text("404 page not found\n", status=404)

@@ -110,7 +110,8 @@ async def test_no_ca_listening_is_unavailable(root):
     with pytest.raises(caclient.CAUnavailable) as info:
         await caclient.fetch_certificate(f"127.0.0.1:{port}", root.cert_pem, "tok", SLEEP, impersonate=False)
     assert info.value.code == 14
-    assert str(info.value).startswith("signing gRPC error (The service is currently unavailable): client error (Connect)")
+    assert str(info.value).startswith(
+        "signing gRPC error (The service is currently unavailable): client error (Connect)")
 
 
 async def test_a_ca_that_never_answers_hits_the_deadline(nursery, root):

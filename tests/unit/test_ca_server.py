@@ -48,7 +48,8 @@ async def test_a_workload_gets_its_own_identity_and_openssl_verifies_the_chain(c
     assert cert.refresh_at == cert.not_before + (cert.not_after - cert.not_before) / 2
     (tmp_path / "root.pem").write_bytes(cert.root_pem)
     (tmp_path / "leaf.pem").write_bytes(cert.cert_pem)
-    assert _openssl("verify", "-CAfile", str(tmp_path / "root.pem"), str(tmp_path / "leaf.pem")).strip().endswith(": OK")
+    verified = _openssl("verify", "-CAfile", str(tmp_path / "root.pem"), str(tmp_path / "leaf.pem"))
+    assert verified.strip() == f"{tmp_path / 'leaf.pem'}: OK"
     text = _openssl("x509", "-in", str(tmp_path / "leaf.pem"), "-noout", "-text")
     assert f"URI:{SLEEP}" in text
     assert "X509v3 Subject Alternative Name: critical" in text
@@ -210,7 +211,8 @@ def _good_body(identity: str = SLEEP, **extra: object) -> bytes:
 async def test_malformed_requests_are_refused_and_the_ca_keeps_serving(ca, api, cluster, case):
     sleep_token = await issue_token(api, cluster["sleep"])
     ztunnel_token = await issue_token(api, cluster["ztunnel"])
-    auth = [("content-type", "application/json"), ("authorization", f"Bearer {sleep_token}"), ("clusterid", "Kubernetes")]
+    auth = [("content-type", "application/json"), ("authorization", f"Bearer {sleep_token}"),
+            ("clusterid", "Kubernetes")]
     body = _good_body()
     path, method = "/istio.v1.auth.IstioCertificateService/CreateCertificate", "POST"
     expect: tuple[int, int, str]
@@ -230,7 +232,8 @@ async def test_malformed_requests_are_refused_and_the_ca_keeps_serving(ca, api, 
         body = json.dumps({"csr": "hello"}).encode()
         expect = (400, 3, "CSR signing error (certificate signing request is not properly encoded)")
     elif case == "bad pem":
-        body = json.dumps({"csr": "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"}).encode()
+        pem = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+        body = json.dumps({"csr": pem}).encode()
         expect = (400, 3, "CSR signing error (failed to parse X.509 certificate signing request)")
     elif case == "no csr":
         body = b"{}"
