@@ -39,6 +39,7 @@ BACKOFF_MAX = 150.0
 BACKOFF_MULTIPLIER = 2.0
 BACKOFF_JITTER = 0.2
 DEFAULT_CONCURRENCY = 8
+FETCH_WAIT = 15.0  # longer than the CA client's own 10 s deadline
 
 INITIALIZING = "Initializing"
 AVAILABLE = "Available"
@@ -121,11 +122,16 @@ class CertManager:
 
     # The API
 
-    async def fetch(self, identity: Identity) -> ManagedCertificate:
-        """A valid certificate for `identity`, waiting for the first fetch if need be.
+    async def fetch(self, identity: Identity, timeout: float = FETCH_WAIT) -> ManagedCertificate:
+        """A valid certificate for `identity`, waiting (up to `timeout`) for the first fetch.
 
         Raises CertificateUnavailable with the CA's error when there is none.
         """
+        with trio.move_on_after(timeout):
+            return await self._wait(identity)
+        raise CertificateUnavailable(f"timed out waiting for a certificate for {identity}")
+
+    async def _wait(self, identity: Identity) -> ManagedCertificate:
         entry = self._ensure(identity, REALTIME)
         while True:
             if entry.current is not None:

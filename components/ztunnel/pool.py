@@ -68,12 +68,15 @@ class HbonePool:
                 self._sweep()
 
     def _sweep(self) -> None:
-        """Close connections that carried nothing for `idle_timeout`."""
+        """Close connections that carried nothing for `idle_timeout` (measured from the last
+        sweep that saw them busy, or their last checkout)."""
         assert self._nursery is not None
         now = trio.current_time()
         for conns in list(self._connections.values()):
             for conn in list(conns):
-                if conn.active_streams == 0 and now - self._last_used.get(conn, now) >= self._idle_timeout:
+                if conn.active_streams:
+                    self._last_used[conn] = now
+                elif now - self._last_used.get(conn, now) >= self._idle_timeout:
                     conns.remove(conn)
                     self._nursery.start_soon(conn.aclose)
 

@@ -96,7 +96,12 @@ class WorkloadProxy:
             raise
         for component, bind_host, port, transparent in specs:
             address = sockets.format_address((bind_host, port))
-            logs.emit(logs.listener_established(address, component, transparent))
+            if component == "socks5":
+                # ztunnel's socks5 listener line has no `transparent` field (seed 002).
+                logs.emit(logs.Event(logging.INFO, logs.SOCKS5, "listener established",
+                                     (("address", logs.Display(address)), ("component", component))))
+            else:
+                logs.emit(logs.listener_established(address, component, transparent))
 
     def stop_listening(self) -> None:
         for sock in self.listeners.values():

@@ -73,9 +73,9 @@ def parse_original_dst(raw: bytes) -> Address:
 def original_dst(sock: socket.socket | trio.socket.SocketType) -> Address | None:
     """The pre-NAT destination of a redirected connection, or None if it was not NATed."""
     local = canonical(sock.getsockname())
-    attempts = [(socket.SOL_IP, 16)]
+    attempts = [(socket.IPPROTO_IP, 16)]
     if sock.family == socket.AF_INET6 and ":" in local[0]:
-        attempts = [(socket.SOL_IPV6, 28)]
+        attempts = [(socket.IPPROTO_IPV6, 28)]
     for level, size in attempts:
         try:
             return parse_original_dst(sock.getsockopt(level, SO_ORIGINAL_DST, size))
@@ -99,16 +99,16 @@ def set_keepalive(sock: socket.socket | trio.socket.SocketType) -> None:
 
 def set_transparent(sock: socket.socket, family: int) -> None:
     if family == socket.AF_INET6:
-        sock.setsockopt(socket.SOL_IPV6, IPV6_TRANSPARENT, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_TRANSPARENT, 1)
     else:
-        sock.setsockopt(socket.SOL_IP, IP_TRANSPARENT, 1)
+        sock.setsockopt(socket.IPPROTO_IP, IP_TRANSPARENT, 1)
 
 
 def set_freebind(sock: socket.socket, family: int) -> None:
     if family == socket.AF_INET6:
-        sock.setsockopt(socket.SOL_IPV6, IPV6_FREEBIND, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
     else:
-        sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+        sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
 
 
 def set_abortive_close(stream: trio.SocketStream) -> None:
@@ -119,28 +119,39 @@ def set_abortive_close(stream: trio.SocketStream) -> None:
         pass
 
 
+class _Default:
+    """The mark of the netns the socket is made in."""
+
+
+DEFAULT = _Default()
+
+
 def family_of(ip: str) -> int:
     return socket.AF_INET6 if ":" in ip else socket.AF_INET
 
 
 class Netns:
-    """A network namespace held open by fd (a pod's, from ZDS), or None for our own."""
+    """A network namespace held open by fd (a pod's, from ZDS), or None for our own; `mark` is
+    what sockets made in it carry (None: unmarked, for tests without CAP_NET_ADMIN)."""
 
-    def __init__(self, fd: int | None) -> None:
+    def __init__(self, fd: int | None, mark: int | None = INPOD_MARK) -> None:
         self.fd = fd
+        self.mark = mark
         info = os.stat("/proc/thread-self/ns/net") if fd is None else os.fstat(fd)
         self.id = (info.st_dev, info.st_ino)
 
     @classmethod
-    def current(cls) -> "Netns":
-        return cls(None)
+    def current(cls, mark: int | None = INPOD_MARK) -> "Netns":
+        return cls(None, mark)
 
     def entered(self) -> ContextManager[None]:
         """The calling thread in this netns for the body (which must not yield)."""
         return nullcontext() if self.fd is None else netns_mod.entered_fd(self.fd)
 
-    def socket(self, family: int, mark: int | None = INPOD_MARK) -> socket.socket:
+    def socket(self, family: int, mark: int | None | _Default = DEFAULT) -> socket.socket:
         """A TCP socket in this netns, marked so the pod's rules do not capture it again."""
+        if isinstance(mark, _Default):
+            mark = self.mark
         with self.entered():
             sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -172,7 +183,7 @@ class Netns:
 
 
 def listener_socket(netns: Netns, host: str, port: int, *, transparent: bool,
-                    mark: int | None = INPOD_MARK) -> trio.socket.SocketType:
+                    mark: int | None | _Default = DEFAULT) -> trio.socket.SocketType:
     """A listening socket in `netns` on host:port, with SO_REUSEPORT (a restarted ztunnel binds
     beside the old one), SO_MARK and, for captured ports, IP_TRANSPARENT. `::` is dual-stack."""
     family = family_of(host)
@@ -203,7 +214,7 @@ def _closing_on_error(sock: socket.socket) -> Iterator[socket.socket]:
 
 
 async def connect(netns: Netns, destination: Address, *, source_ip: str | None = None,
-                  mark: int | None = INPOD_MARK, timeout: float = CONNECT_TIMEOUT) -> trio.SocketStream:
+                  mark: int | None | _Default = DEFAULT, timeout: float = CONNECT_TIMEOUT) -> trio.SocketStream:
     """TCP from a socket in `netns` to `destination`, optionally from `source_ip` (ztunnel's
     `freebind_connect`: IP_TRANSPARENT + IP_FREEBIND and bind (source_ip, 0), so the app sees the
     real client; skipped when source and destination are the same address).
@@ -222,7 +233,12 @@ async def connect(netns: Netns, destination: Address, *, source_ip: str | None =
         sock.setblocking(False)
         tsock = trio.socket.from_stdlib_socket(sock)
         with trio.move_on_after(timeout) as scope:
-            await tsock.connect((ip, port))
+            try:
+                await tsock.connect((ip, port))
+            except OSError as exc:
+                if exc.errno is None:
+                    raise
+                raise OSError(exc.errno, os.strerror(exc.errno)) from exc
         if scope.cancelled_caught:
             raise OSError(errno.ETIMEDOUT, "connection timed out")
     return trio.SocketStream(tsock)
