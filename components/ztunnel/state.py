@@ -214,6 +214,7 @@ class ProxyState:
                 current = self._by_address.get(key)
                 if current is None or _address_rank(workload) >= _address_rank(current):
                     self._by_address[key] = workload
+        self._local: dict[tuple[WorkloadInfo, str], Workload | None] = {}
         self._by_vip: dict[tuple[str, str], list[Service]] = {}
         self._by_host: dict[str, list[Service]] = {}
         for service in self.services:
@@ -279,10 +280,10 @@ class ProxyState:
 
     def find_local(self, info: WorkloadInfo, node: str) -> Workload | None:
         """The workload of a pod we proxy: same name, namespace and service account, on our node."""
-        for workload in self.workloads.values():
-            if workload.node == node and workload.matches(info):
-                return workload
-        return None
+        key = (info, node)
+        if key not in self._local:
+            self._local[key] = next((w for w in self.workloads.values() if w.node == node and w.matches(info)), None)
+        return self._local[key]
 
     def services_for_workload(self, workload: Workload) -> list[Service]:
         """Services the workload is an endpoint of."""
