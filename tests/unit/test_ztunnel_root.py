@@ -212,3 +212,38 @@ async def test_hbone_through_captured_pods(pods, root_ca, captured):
         body, _ = mesh.metrics.render()
         assert b'response_flags="DENY"' in body
         nursery.cancel_scope.cancel()
+
+
+async def test_plaintext_inbound_through_tproxy(pods, root_ca, captured):
+    """A client outside the mesh (its packets carry ztunnel's mark, so its own pod's rules let
+    them pass) reaches the server pod's 15006; L4 policy sees no identity."""
+    client, server = pods
+    mesh = Mesh(root_ca)
+    server_proxy = WorkloadProxy(mesh.inputs, "uid-s", WorkloadInfo("httpbin-1", "default", "httpbin"),
+                                 Netns(os.dup(server.fd)))
+    outside = Netns(client.fd)  # marked sockets: not captured on the client side
+    async with trio.open_nursery() as nursery:
+        await nursery.start(mesh.inputs.certs.run)
+        server_proxy.bind()
+        await nursery.start(server_proxy.run, HANDLERS)
+        await nursery.start(echo_server, Netns(server.fd), 8080)
+        stream = await sockets.connect(outside, (SERVER_IP, 8080))
+        async with stream:
+            assert await exchange(stream, b"plain") == f"{CLIENT_IP}|plain".encode()
+        with trio.fail_after(5):
+            while not captured.find("connection complete", 'direction="inbound"'):
+                await trio.sleep(0.01)
+        (line,) = captured.find("connection complete", 'direction="inbound"')
+        assert f"dst.addr={SERVER_IP}:8080" in line and "src.identity" not in line and "dst.hbone_addr" not in line
+
+        # Principals can never match a connection without identity: denied, the client is reset.
+        mesh.store.update(mesh_config([{"name": "allow-sleep", "namespace": "default", "scope": "Namespace",
+                                        "action": "Allow", "dryRun": False,
+                                        "rules": [[[{"principals": [{"Presence": []}]}]]]}]))
+        stream = await sockets.connect(outside, (SERVER_IP, 8080))
+        async with stream:
+            with pytest.raises(trio.BrokenResourceError):
+                await exchange(stream, b"plain")
+        body, _ = mesh.metrics.render()
+        assert b'connection_security_policy="unknown"' in body and b'response_flags="DENY"' in body
+        nursery.cancel_scope.cancel()
