@@ -257,3 +257,31 @@ async def test_client_add_without_fd_is_nacked(tmp_path):
             assert "No control message" in ack.error
         conn.close()
         nursery.cancel_scope.cancel()
+
+
+async def test_interop_with_our_istio_cni_server(tmp_path):
+    """Against the emulator's own istio-cni ZDS server: snapshot, then an Add and a Del."""
+    from components.cni.ztunnelserver import SnapshotEntry, ZtunnelServer
+
+    held = os.open("/proc/self/ns/net", os.O_RDONLY)
+    server = ZtunnelServer(str(tmp_path / "ztunnel.sock"),
+                           lambda: [SnapshotEntry("snap", INFO, held), SnapshotEntry("kept", INFO, None)])
+    factory = Factory()
+    manager = StateManager(factory)
+    client = ZdsClient(server.path, manager)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            server.snapshot_ready.set()
+            nursery.start_soon(client.run)
+            with trio.fail_after(5):
+                while not client.ready:
+                    await trio.sleep(0.01)
+                assert list(manager.proxies) == ["snap"]
+                await server.pod_added("new", zds.WorkloadInfo("sleep-1", "default", "sleep"), held)
+                assert sorted(manager.proxies) == ["new", "snap"]
+                await server.pod_deleted("snap")
+                assert list(manager.proxies) == ["new"] and factory.started[0].stopped
+            nursery.cancel_scope.cancel()
+    finally:
+        os.close(held)
