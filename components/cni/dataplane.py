@@ -87,7 +87,8 @@ class Dataplane:
                 return
             path = await _thread(podnetns.find, entry.uid, entry.ips)
             if path is None:
-                raise AddError("can't find netns for pod, this is ok if this is a newly created pod (pod not found)")
+                raise AddError("failed to add pod to ztunnel: can't find netns for pod, "
+                               "this is ok if this is a newly created pod (pod not found)")
             fd = podnetns.open_netns(path)
         entry.close()
         entry.netns_fd = fd
@@ -105,40 +106,42 @@ class Dataplane:
             try:
                 await self._capture(entry, netns_path)
             except AddError as exc:
-                log.error("failed to add pod to ztunnel: %s", exc)
+                log.error("%s", exc)
                 if created and not enrollment.is_annotated(pod):
                     # never captured: leave it out of snapshots (a captured one stays, to keep its proxy)
                     self.pods.pop(uid, None)
                     entry.close()
                 raise
-            if notify_ztunnel:
-                try:
-                    await self.ztunnel.pod_added(uid, entry.info, entry.netns_fd)  # type: ignore[arg-type]
-                except ZdsFailure as exc:
-                    log.error("failed to add pod to ztunnel: partial add error: %s", exc)
-                    await self._annotate(pod, enrollment.REDIRECTION_ENABLED)
-                    entry.via_plugin = entry.via_plugin or via_plugin
-                    raise AddError(f"partial add error: {exc}", partial=True) from exc
             entry.via_plugin = entry.via_plugin or via_plugin
+            failure = None
+            if notify_ztunnel:
+                assert entry.netns_fd is not None
+                try:
+                    await self.ztunnel.pod_added(uid, entry.info, entry.netns_fd)
+                except ZdsFailure as exc:
+                    failure = AddError(f"failed to add pod to ztunnel: partial add error: {exc}", partial=True)
+                    log.error("%s", failure)
             await self._annotate(pod, enrollment.REDIRECTION_ENABLED)
+            if failure is not None:
+                raise failure
 
     async def _capture(self, entry: CapturedPod, netns_path: str | None) -> None:
         try:
             await self._hold_netns(entry, netns_path)
         except OSError as exc:
-            raise AddError(f"failed to open netns of pod: {exc}") from exc
+            raise AddError(f"failed to add pod to ztunnel: failed to open netns of pod: {exc}") from exc
         assert entry.netns_fd is not None
         try:
             await _thread(inpod.create_rules, podnetns.fd_path(entry.netns_fd))
         except Exception as exc:  # iptc, netlink and OS errors alike: the pod is not captured
             log.error("failed to update POD inpod: %s/%s %s", entry.namespace, entry.name, exc)
-            raise AddError(str(exc)) from exc
+            raise AddError(f"failed to add pod to ztunnel: {exc}") from exc
         try:
             for ip in entry.ips:
                 await _thread(self.hostprobe.add, ip, entry.uid)
         except Exception as exc:
             log.error("failed to add pod to ipset: %s/%s %s", entry.namespace, entry.name, exc)
-            raise AddError(str(exc)) from exc
+            raise AddError(f"failed to add pod to ztunnel: {exc}") from exc
 
     async def remove_pod_from_mesh(self, pod: dict[str, Any]) -> None:
         """The pod runs on but left the mesh: remove its rules, tell ztunnel, drop the annotation."""
