@@ -36,6 +36,7 @@ ZTUNNEL_INBOUND_PLAINTEXT_PORT = 15006
 ZTUNNEL_OUTBOUND_PORT = 15001
 
 _ADDRESS_OPTIONS = ("-s", "-d", "-i", "-o", "-p")  # iptables-save's order
+_BUILTIN_ORDER = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]
 # Target options as the extensions save them, with the defaults they print when not given.
 _TARGET_SAVE_ORDER = {"TPROXY": (("--on-port", None), ("--on-ip", "0.0.0.0"), ("--tproxy-mark", None))}
 
@@ -209,9 +210,6 @@ def save_lines(ruleset: Ruleset, table: str) -> list[str]:
     builtins = [chain for chain in state if not chain.startswith(CHAIN_PREFIX)]
     ordered = sorted(builtins, key=_BUILTIN_ORDER.index) + sorted(c for c in state if c.startswith(CHAIN_PREFIX))
     return [f"-A {chain} {' '.join(args)}" for chain in ordered for args in state[chain]]
-
-
-_BUILTIN_ORDER = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]
 
 
 @dataclass(frozen=True)

@@ -218,6 +218,7 @@ async def _stop(agent: subprocess.Popen) -> None:
     with trio.fail_after(10):
         while agent.poll() is None:
             await trio.sleep(0.05)
+    assert agent.returncode == 0
 
 
 async def test_agent_end_to_end(api: ApiClient, tmp_path: Path):
