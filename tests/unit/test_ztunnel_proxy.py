@@ -210,3 +210,49 @@ async def test_outbound_self_call_is_refused(lines):
         (line,) = lines.find("connection failed")
         assert line.endswith('direction="outbound" error="attempted recursive call to ourselves"')
         await trio.aclose_forcefully(app_side)
+
+
+async def tcp_pair() -> tuple[trio.SocketStream, trio.SocketStream]:
+    (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    async with listener:
+        client = await trio.open_tcp_stream(*listener.socket.getsockname())
+        server = await listener.accept()
+    return client, server
+
+
+async def test_garbage_and_silence_on_15008_are_refused(lines, autojump_clock):
+    from components.common import pki
+    from components.common.caclient import WorkloadCertificate
+    from components.ztunnel import socks5
+
+    root = pki.RootCA.generate()
+
+    async def fetch(identity):
+        issued = root.issue(str(identity))
+        return WorkloadCertificate(identity, issued.key_pem, (issued.cert_pem, root.cert_pem), issued.cert)
+
+    proxy = make_proxy()
+    proxy.inputs.certs = CertManager(fetch)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(proxy.inputs.certs.run)
+        for payload in (b"GET / HTTP/1.1\r\n\r\n" * 10, b""):
+            client, server = await tcp_pair()
+            if payload:
+                await client.send_all(payload)
+            with trio.fail_after(30):
+                await inbound.handle(proxy, server)
+            await client.aclose()
+        failed = lines.find("connection failed", 'direction="inbound"')
+        assert len(failed) == 2
+        assert "tls handshake error" in failed[0] and "tls handshake timed out" in failed[1]
+        # A SOCKS5 client that speaks something else is closed without a tunnel.
+        client, server = await tcp_pair()
+        await client.send_all(b"\x04\x01\x00\x50\x7f\x00\x00\x01\x00")
+        async with server:
+            await socks5.handle(proxy, server)
+        try:
+            assert await client.receive_some() == b""
+        except trio.BrokenResourceError:
+            pass  # closed with its bytes unread: a reset
+        assert not lines.find("connection complete")
+        nursery.cancel_scope.cancel()
