@@ -122,7 +122,7 @@ def guess_inbound_service(services: tuple[Service, ...] | list[Service], for_hos
 
 async def handle(proxy: WorkloadProxy, stream: trio.SocketStream) -> None:
     """A connection accepted on 15008: TLS, then HTTP/2 until the client is done."""
-    closed = proxy.socket_labels(DESTINATION)
+    closed = proxy.count_socket(DESTINATION)
     try:
         await _serve(proxy, stream)
     finally:

@@ -21,7 +21,7 @@ from components.ztunnel.sockets import format_address
 
 
 async def handle(proxy: WorkloadProxy, stream: trio.SocketStream) -> None:
-    closed = proxy.socket_labels(DESTINATION)
+    closed = proxy.count_socket(DESTINATION)
     try:
         await _serve(proxy, stream)
     finally:

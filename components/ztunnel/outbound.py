@@ -38,7 +38,7 @@ async def handle(proxy: WorkloadProxy, stream: trio.SocketStream) -> None:
 async def proxy_to(proxy: WorkloadProxy, stream: trio.SocketStream, source_addr: Address,
                    destination: Address) -> None:
     """Proxy one client connection to its original destination."""
-    closed = proxy.socket_labels(SOURCE)
+    closed = proxy.count_socket(SOURCE)
     try:
         await _proxy_to(proxy, stream, source_addr, destination)
     finally:

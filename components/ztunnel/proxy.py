@@ -206,7 +206,7 @@ class WorkloadProxy:
         config = CLIENT_CONFIG.replace(max_concurrent_streams=self.inputs.config.pool_max_streams)
         return H2ClientConnection(tls_stream, config)
 
-    def socket_labels(self, reporter: str) -> Callable[[], None]:
+    def count_socket(self, reporter: str) -> Callable[[], None]:
         """Count an open socket for `reporter`; call the result when it closes."""
         metrics = self.inputs.metrics
         metrics.socket_opened(reporter)
