@@ -194,9 +194,7 @@ class Dataplane:
                 log.error("failed to remove pod %s from host ipset, error was: %s", uid, exc)
 
     async def _annotate(self, pod: dict[str, Any], value: str | None) -> None:
-        annotations = pod["metadata"].get("annotations") or {}
-        if annotations.get(enrollment.REDIRECTION) == value:
-            return
+        """Set (or with None remove) the redirection annotation; always sent, the cached pod may lag."""
         meta = pod["metadata"]
         try:
             await self.api.patch("v1", "Pod", meta["namespace"], meta["name"],
