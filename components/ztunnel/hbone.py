@@ -72,16 +72,6 @@ def baggage(workload: Workload) -> str:
     return ",".join(f"{key}={value}" for key, value in entries if value)
 
 
-def parse_baggage(value: str | None) -> dict[str, str]:
-    """The baggage entries as a dict (`k8s.deployment.name` and friends kept as sent)."""
-    result: dict[str, str] = {}
-    for entry in (value or "").split(","):
-        key, sep, val = entry.strip().partition("=")
-        if sep and key and val:
-            result[key] = val
-    return result
-
-
 def forwarded(client: Address, service: Service | None) -> str:
     if service is None:
         return f'for="{format_address(client)}"'

@@ -64,9 +64,3 @@ class ConnectionResult:
         sent, received = logs.log_bytes(self.access.direction, self.received_from_client, self.sent_to_client)
         duration_ms = int((trio.current_time() - self.start) * 1000)
         logs.emit(logs.connection_complete(self.access, sent, received, duration_ms, error))
-
-    def record_exception(self, exc: BaseException) -> None:
-        if isinstance(exc, ProxyError):
-            self.record(str(exc), exc.flag)
-        else:
-            self.record(str(exc) or type(exc).__name__)

@@ -170,10 +170,6 @@ class Service:
         )
 
     @property
-    def namespaced_hostname(self) -> str:
-        return f"{self.namespace}/{self.hostname}"
-
-    @property
     def lb_mode(self) -> str:
         return _str(self.load_balancer or {}, "mode") or "Standard"
 
@@ -222,9 +218,6 @@ class ProxyState:
                 self._by_vip.setdefault(vip, []).append(service)
             self._by_host.setdefault(service.hostname, []).append(service)
 
-    def __len__(self) -> int:
-        return len(self.workloads) + len(self.services)
-
     # Lookups
 
     def workload_by_uid(self, uid: str) -> Workload | None:
@@ -260,23 +253,15 @@ class ProxyState:
         return self.workload_by_ip(ip, network) or self.service_by_vip(ip, network, namespace)
 
     def find_destination(self, destination: Any) -> Workload | Service | None:
-        """A GatewayAddress destination: `network/ip`, or `{namespace, hostname}` of a service."""
-        if isinstance(destination, str):
-            prefix, ip = split_network_address(destination)
-            try:
-                ipaddress.ip_address(ip)
-            except ValueError:
-                return self.service_by_hostname(ip, prefix or None) if ip else None
-            return self.find_address(ip, prefix)
-        if isinstance(destination, Mapping):
-            hostname = _str(destination, "hostname")
-            namespace = _str(destination, "namespace")
-            if "address" in destination:
-                return self.find_address(_str(destination, "address"), _str(destination, "network"))
-            for service in self._by_host.get(hostname, []):
-                if not namespace or service.namespace == namespace:
-                    return service
-        return None
+        """A GatewayAddress destination: `network/ip`, or `namespace/hostname` of a service."""
+        if not isinstance(destination, str):
+            return None
+        prefix, name = split_network_address(destination)
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return self.service_by_hostname(name, prefix or None) if name else None
+        return self.find_address(name, prefix)
 
     def find_local(self, info: WorkloadInfo, node: str) -> Workload | None:
         """The workload of a pod we proxy: same name, namespace and service account, on our node."""
@@ -299,9 +284,6 @@ class ProxyState:
     def node_local_identities(self, node: str) -> set[Identity]:
         """Identities of HBONE workloads on our node: the certificates worth fetching ahead."""
         return {w.identity for w in self.workloads.values() if w.node == node and w.hbone}
-
-    def policy_keys(self) -> set[str]:
-        return {f"{p.get('namespace', '')}/{p.get('name', '')}" for p in self.policies}
 
     def dump(self) -> Obj:
         """The state part of `/config_dump`: workloads, services and policies as istiod sent them."""
@@ -333,9 +315,6 @@ class Store:
         self._changed.set()
         self._changed = trio.Event()
         return previous
-
-    async def wait_changed(self) -> None:
-        await self._changed.wait()
 
     async def wait_for_local(self, info: WorkloadInfo, node: str, timeout: float) -> Workload | None:
         """The local workload for `info`, waiting up to `timeout` for istiod to send it."""
