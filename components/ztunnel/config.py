@@ -102,6 +102,7 @@ class Config:
     secret_ttl: int = 86400
     pool_max_streams: int = POOL_MAX_STREAMS
     drain_deadline: float = DRAIN_DEADLINE
+    authz_info_logging: bool = False
     ca_headers: tuple[tuple[str, str], ...] = field(default=())
 
     @property
@@ -135,5 +136,6 @@ class Config:
             secret_ttl=int(_duration(env, "SECRET_TTL", defaults.secret_ttl)),
             pool_max_streams=_int(env, "POOL_MAX_STREAMS_PER_CONNECTION", defaults.pool_max_streams),
             drain_deadline=_duration(env, "CONNECTION_TERMINATION_DEADLINE", defaults.drain_deadline),
+            authz_info_logging=env.get("AUTHZ_POLICY_INFO_LOGGING", "").lower() == "true",
             ca_headers=headers,
         )

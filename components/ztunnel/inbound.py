@@ -177,7 +177,7 @@ async def serve_connect(proxy: WorkloadProxy, src: Address, dst: Address, peer: 
     try:
         decision = rbac.evaluate(state.policies, local.raw, conn)
         for entry in decision.log:
-            logs.emit(logs.authz_decision(entry))
+            logs.emit(logs.authz_decision(entry, inputs.config.authz_info_logging))
         if not decision.allowed:
             result.record(decision.error, DENY)
             await stream.respond(401, end_stream=True)

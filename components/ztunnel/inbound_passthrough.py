@@ -54,7 +54,7 @@ async def _serve(proxy: WorkloadProxy, stream: trio.SocketStream) -> None:
     try:
         decision = rbac.evaluate(state.policies, local.raw, conn)
         for entry in decision.log:
-            logs.emit(logs.authz_decision(entry))
+            logs.emit(logs.authz_decision(entry, inputs.config.authz_info_logging))
         if not decision.allowed:
             result.record(decision.error, DENY)
             sockets.set_abortive_close(stream)

@@ -19,7 +19,6 @@ cannot stop the node's proxies.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import logging
 import socket
@@ -34,6 +33,8 @@ from components.ztunnel.sockets import Netns
 from components.ztunnel.state import WorkloadInfo
 
 log = logging.getLogger("components.ztunnel.inpod.workloadmanager")
+
+ANNOUNCE_BACKOFF_INITIAL = 0.005
 
 NS_GET_NSTYPE = 0xB703
 CLONE_NEWNET = 0x40000000
@@ -195,6 +196,13 @@ class StateManager:
         return dict(sorted(result.items()))
 
 
+def rust_duration(seconds: float) -> str:
+    """A duration as Rust's Debug prints one: `20ms`, `1.28s`, `15s`."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}s"
+
+
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
         return logs.os_error(exc)
@@ -214,31 +222,46 @@ class ZdsClient:
         return self.connected and self.manager.ready
 
     async def run(self) -> None:
+        """Connect, announce, process; again on any failure, proxies kept running meanwhile."""
+        announce_backoff = ANNOUNCE_BACKOFF_INITIAL
+        while True:
+            sock = await self._connect()
+            with sock:
+                try:
+                    await zds.send_hello(sock)
+                except zds.ZdsError as exc:
+                    log.error("node agent announcement failed (%s), retrying in %s", exc,
+                              rust_duration(announce_backoff))
+                    await trio.sleep(announce_backoff)
+                    announce_backoff = min(announce_backoff * 2, ZDS_BACKOFF_MAX)
+                    continue
+                logs.emit(logs.handling_new_stream())
+                self.connected = True
+                self.manager.reset_snapshot()
+                try:
+                    await self._process(sock)
+                    log.info("process stream ended with eof")
+                except (zds.ZdsError, ProtocolError) as exc:
+                    log.warning("process stream ended: %s", exc)
+                finally:
+                    self.connected = False
+                if self.manager.snapshot_received:
+                    announce_backoff = ANNOUNCE_BACKOFF_INITIAL
+
+    async def _connect(self) -> trio.socket.SocketType:
+        """A connection to istio-cni, retrying with backoff (10 ms doubling, at most 15 s)."""
         backoff = ZDS_BACKOFF_INITIAL
         while True:
             sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            with sock:
-                try:
-                    await sock.connect(self.path)
-                    await zds.send_hello(sock)
-                except (OSError, zds.ZdsError) as exc:
-                    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOENT, errno.ECONNREFUSED):
-                        log.error("node agent announcement failed (%s), retrying in %.0fms", exc, backoff * 1000)
-                else:
-                    logs.emit(logs.handling_new_stream())
-                    self.connected = True
-                    self.manager.reset_snapshot()
-                    try:
-                        await self._process(sock)
-                        log.info("process stream ended with eof")
-                    except (zds.ZdsError, ProtocolError) as exc:
-                        log.warning("process stream ended: %s", exc)
-                    finally:
-                        self.connected = False
-                    if self.manager.snapshot_received:
-                        backoff = ZDS_BACKOFF_INITIAL
-            await trio.sleep(backoff)
-            backoff = min(backoff * 2, ZDS_BACKOFF_MAX)
+            try:
+                await sock.connect(self.path)
+                return sock
+            except OSError as exc:
+                sock.close()
+                backoff = min(backoff * 2, ZDS_BACKOFF_MAX)
+                log.warning("failed to connect to the Istio CNI node agent over %s, is the node agent healthy? "
+                            "details: %s. retrying in %s", f'"{self.path}"', _error_text(exc), rust_duration(backoff))
+                await trio.sleep(backoff)
 
     async def _process(self, sock: trio.socket.SocketType) -> None:
         retry_at: float | None = None
