@@ -183,7 +183,7 @@ class PodWorker:
             script = ['hostname "$1"', *volumes.mount_script(mounts, pod_dir / "overlays"), "ip link set lo up"]
             unshare, enter = ["--net", "--uts", "--mount", "--propagation", "private"], None
         self.pause = await procs.start_pause(f"pod {self.ref}", script, unshare=unshare, enter=enter,
-                                             args=[self._hostname(), str(pod_dir), f"pod-uid={self.uid}"])
+                                             args=[self._hostname(), str(pod_dir)], title=f"pause pod-uid={self.uid}")
         if not self.host_network:
             self.host_ifname = network.host_veth_name(self.uid)
             network.add_pod(self.node.net, self.pause.netns, self.pod_ip, self.host_ifname)

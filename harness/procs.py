@@ -48,14 +48,15 @@ def kill_group(process: trio.Process, sig: int = signal.SIGKILL) -> None:
 
 
 async def start_pause(what: str, script: list[str], *, unshare: list[str], enter: list[str] | None = None,
-                      args: list[str] | None = None, timeout: float = 10.0) -> Pause:
+                      args: list[str] | None = None, title: str = "pause", timeout: float = 10.0) -> Pause:
     """Start a pause process in new namespaces (`unshare` flags, e.g. ["--net", "--uts"]).
 
     `script` are bash lines run inside the new namespaces before the process pauses (`$1`...
     are `args`); `enter` is an nsenter prefix to create the namespaces from inside another
-    sandbox (a hostNetwork pod shares its node's network). Returns once the script has run.
+    sandbox (a hostNetwork pod shares its node's network); `title` is the pause process's command
+    line (node agents find a pod's pause process by it). Returns once the script has run.
     """
-    body = "set -e\n" + "\n".join(script) + "\nprintf 'ready\\n'\nexec sleep infinity\n"
+    body = "set -e\n" + "\n".join(script) + f"\nprintf 'ready\\n'\nexec -a '{title}' sleep infinity\n"
     argv = [*(enter or []), "unshare", *unshare, "--", "bash", "-c", body, "pause", *(args or [])]
     process = await trio.lowlevel.open_process(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                                stderr=subprocess.PIPE, start_new_session=True)
