@@ -47,7 +47,7 @@ IMAGES: tuple[Image, ...] = (
     Image(r"(istio|istio-release)/install-cni", _component(
         "components.cni", "--api", "$(AMBIENT_APISERVER)", "--node", "$(NODE_NAME)",
         "--zds-socket", "/var/run/ztunnel/ztunnel.sock", "--plugin-socket", "/var/run/istio-cni/pluginevent.sock",
-        "--cni-conf-dir", "/host/etc/cni/net.d")),
+        "--cni-conf-dir", "/etc/cni/net.d")),
     Image(r"(istio|istio-release)/ztunnel", _component("components.ztunnel")),
     # Cluster add-ons.
     Image(r"kube-proxy", _component("components.kube_proxy", "--api", "$(AMBIENT_APISERVER)",

@@ -229,6 +229,9 @@ def mount_script(mounts: list[Mount], scratch: Path) -> list[str]:
         target = os.path.realpath(mount.target) if os.path.islink(mount.target) else mount.target
         if not os.path.exists(target):
             ancestor = os.path.realpath(_existing_ancestor(target))
+            if ancestor == "/":
+                raise VolumeError(f"mountPath {mount.target}: the emulator mounts volumes only under directories "
+                                  f"that exist on the host ({PurePosixPath(mount.target).parts[1]!r} does not)")
             if not any(ancestor == o or ancestor.startswith(o.rstrip("/") + "/") for o in overlaid):
                 layer = scratch / ancestor.strip("/").replace("/", "_")
                 (layer / "upper").mkdir(parents=True, exist_ok=True)

@@ -32,12 +32,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--trust-domain", default="cluster.local")
     parser.add_argument("--cluster-id", default="Kubernetes")
     parser.add_argument("--ca-command", default=None, help="command line of the CA, run as a child process")
+    parser.add_argument("--ca-address", default="127.0.0.1:15012", help="where that CA listens (readiness waits for it)")
     return parser.parse_args(argv)
 
 
 def options_from(args: argparse.Namespace) -> Options:
     return Options(api=args.api, xds=args.xds, http=args.http, root_namespace=args.root_namespace,
-                   trust_domain=args.trust_domain, cluster_id=args.cluster_id, ca_command=args.ca_command or None)
+                   trust_domain=args.trust_domain, cluster_id=args.cluster_id, ca_command=args.ca_command or None,
+                   ca_address=args.ca_address)
 
 
 async def run(options: Options) -> None:

@@ -28,6 +28,7 @@ class Options:
     trust_domain: str = "cluster.local"
     cluster_id: str = "Kubernetes"
     ca_command: str | None = None
+    ca_address: str | None = None    # where that CA listens; readiness waits for it
     debounce: Debounce = field(default_factory=Debounce)
     ca_backoff: Backoff = field(default_factory=Backoff)
     ca_grace: float = 5.0
@@ -61,7 +62,8 @@ class Istiod:
                 nursery.start_soon(self.ca.run)
             for watched in WATCHED:
                 nursery.start_soon(watch, self.api, self.cache, watched)
-            self.http_address = await nursery.start(debug.serve, o.http, self.publisher, self.ready)
+            self.http_address = await nursery.start(debug.serve, o.http, self.publisher, self.ready,
+                                                   o.ca_address if o.ca_command else None)
             log.info("starting HTTP service at %s", self.http_address)
             self.xds_address = await nursery.start(xds.serve, o.xds, self.publisher)
             log.info("starting discovery service at %s (ambient config as JSON lines over h2c)", self.xds_address)

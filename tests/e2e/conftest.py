@@ -2,6 +2,7 @@ import os
 
 import pytest
 
+from harness import sandbox
 from tests.e2e import hoststate
 
 
@@ -11,6 +12,7 @@ def host_left_as_found():
     if os.geteuid() != 0:
         yield
         return
+    sandbox.clean()  # what earlier aborted runs left is not this session's doing
     before = hoststate.snapshot()
     yield
     after = hoststate.snapshot()
