@@ -30,8 +30,9 @@ async def main() -> None:
     try:
         cert = await caclient.fetch_certificate(CA, Path(args.root).read_bytes(), token, args.identity,
                                                 impersonate=args.impersonate, ttl_seconds=args.ttl)
-    except caclient.CertificateRefused as exc:
-        print(json.dumps({"ok": False, "code": exc.code, "status": exc.status, "message": exc.message}))
+    except caclient.SigningError as exc:
+        print(json.dumps({"ok": False, "code": exc.code, "status": exc.status, "message": exc.message,
+                          "refused": isinstance(exc, caclient.CertificateRefused)}))
         return
     print(json.dumps({"ok": True, "chain": [p.decode() if isinstance(p, bytes) else p for p in cert.chain_pems]}))
 

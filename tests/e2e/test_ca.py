@@ -92,6 +92,9 @@ async def test_ca_node_authorization_and_refusals(cluster_factory, tmp_path: Pat
         assert answer["ok"], answer
         return answer
 
+    with trio.fail_after(20):  # until the endpoints controller and kube-proxy have programmed istiod's Service
+        while not (answer := await request(cluster, ON_WORKER, "--impersonate", "--ttl", "3600")).get("refused", True):
+            await trio.sleep(0.1)
     issued = await good()
     leaf, root = issued["chain"][0], cluster.run.root_cert.read_text()
     (tmp_path / "leaf.pem").write_text(leaf)
