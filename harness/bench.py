@@ -104,12 +104,107 @@ async def bring_up(topology: Path, name: str) -> dict[str, Any]:
     return {"seconds": round(seconds, 2), "pods": pods, **memory}
 
 
+def mesh_topology() -> str:
+    """Seed 002's cluster with Istio; the same server and client apps in a plain and a meshed namespace
+    (servers on ambient-worker2, clients on ambient-worker, so every figure crosses nodes)."""
+    parts = ["""kind: Cluster
+metadata: {name: bench-mesh}
+nodes: [ambient-control-plane, ambient-worker, ambient-worker2]
+istio: {profile: ambient}"""]
+    for ns, labels in (("plain", "{}"), ("mesh", "{istio.io/dataplane-mode: ambient}")):
+        parts.append(f"""apiVersion: v1
+kind: Namespace
+metadata: {{name: {ns}, labels: {labels}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: httpbin, namespace: {ns}}}
+spec: {{selector: {{app: httpbin}}, ports: [{{name: http, port: 8000, targetPort: 8080}}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: sink, namespace: {ns}}}
+spec: {{selector: {{app: sink}}, ports: [{{name: tcp, port: 9000}}]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: httpbin, namespace: {ns}, labels: {{app: httpbin}}}}
+spec:
+  nodeSelector: {{kubernetes.io/hostname: ambient-worker2}}
+  containers: [{{name: httpbin, image: docker.io/mccutchen/go-httpbin, ports: [{{containerPort: 8080}}]}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: sink, namespace: {ns}, labels: {{app: sink}}}}
+spec:
+  nodeSelector: {{kubernetes.io/hostname: ambient-worker2}}
+  containers: [{{name: sink, image: ambient/loadgen, ports: [{{containerPort: 9000}}]}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: client, namespace: {ns}}}
+spec:
+  nodeSelector: {{kubernetes.io/hostname: ambient-worker}}
+  terminationGracePeriodSeconds: 0
+  containers: [{{name: client, image: busybox, command: [sleep, infinity]}}]""")
+    return "\n---\n".join(parts) + "\n"
+
+
+def ztunnel_cpu_seconds(run: sandbox.RunDir) -> float:
+    """CPU time (user + system) used so far by every ztunnel process of the run."""
+    pidns = run.launch().get("pidns")
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if os.readlink(proc / "ns" / "pid") != pidns or b"components.ztunnel" not in (proc / "cmdline").read_bytes():
+                continue
+            fields = (proc / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+async def loadgen(cluster: Cluster, namespace: str, *args: str) -> dict[str, Any]:
+    result = await cluster.exec("client", sys.executable, "-m", "components.apps.loadgen", *args, namespace=namespace)
+    if result.exit_code != 0:
+        raise RuntimeError(f"loadgen {' '.join(args)} in {namespace} failed: {result.stderr.strip()}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+async def mesh_figures(workdir: Path, transfer_bytes: int) -> dict[str, Any]:
+    """Latency, throughput and connection rate, plain next to meshed, in one run."""
+    path = workdir / "bench-mesh.yaml"
+    path.write_text(mesh_topology())
+    figures: dict[str, Any] = {}
+    async with Cluster.from_file(path) as cluster:
+        for ns in ("plain", "mesh"):
+            with trio.fail_after(30):  # until kube-proxy has programmed the Services and ztunnel is serving
+                while (await cluster.exec("client", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                          "--max-time", "2", "httpbin:8000/get", namespace=ns)).stdout != "200":
+                    await trio.sleep(0.2)
+        for ns in ("plain", "mesh"):
+            figures[f"latency {ns}"] = await loadgen(cluster, ns, "latency", "http://httpbin:8000/get", "-n", "300")
+        for ns in ("plain", "mesh"):
+            before = ztunnel_cpu_seconds(cluster.run)
+            figures[f"transfer {ns}"] = await loadgen(cluster, ns, "send", "sink:9000", "--bytes", str(transfer_bytes))
+            cpu = ztunnel_cpu_seconds(cluster.run) - before
+            figures[f"transfer {ns}"]["ztunnel_cpu_s_per_gib"] = round(cpu / (transfer_bytes / 2**30), 2)
+        for ns in ("plain", "mesh"):
+            figures[f"connections {ns}"] = await loadgen(cluster, ns, "connections", "sink:9000", "--seconds", "5")
+    return figures
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release}}
     results["bring-up default topology"] = await bring_up(DEFAULT_TOPOLOGY, "bench-default")
     generated = Path(args.workdir) / "bench-100.yaml"
     generated.write_text(generated_topology(4, 100))
     results["bring-up 4 nodes, 100 pods"] = await bring_up(generated, "bench-100")
+    results.update(await mesh_figures(Path(args.workdir), args.transfer_mib * 2**20))
     return results
 
 
@@ -120,6 +215,19 @@ def print_table(results: dict[str, Any]) -> None:
             rows.append((name, f"{figures['seconds']:.2f} s",
                          f"{figures['pods']} pods, {figures['processes']} processes, "
                          f"{figures['pss_mib']:.0f} MiB PSS ({figures['rss_mib']:.0f} MiB RSS)"))
+        elif name.startswith("latency"):
+            rows.append((f"request latency, {name.split()[1]} (sleep -> httpbin, new connection each)",
+                         f"p50 {figures['p50_ms']:.2f} ms", f"p99 {figures['p99_ms']:.2f} ms, {figures['requests']} requests"))
+        elif name.startswith("transfer"):
+            rows.append((f"{figures['bytes'] / 2**30:g} GiB across nodes, {name.split()[1]}",
+                         f"{figures['gbit_per_s']:.2f} Gbit/s",
+                         f"{figures['seconds']:.2f} s, ztunnel CPU {figures['ztunnel_cpu_s_per_gib']:.2f} s/GiB"))
+        elif name.startswith("connections"):
+            rows.append((f"new connections per second, {name.split()[1]}", f"{figures['per_second']:.0f}/s",
+                         f"{figures['connections']} in 5 s, {figures['failed']} failed"))
+    if "transfer plain" in results and "transfer mesh" in results:
+        ratio = results["transfer mesh"]["gbit_per_s"] / results["transfer plain"]["gbit_per_s"]
+        rows.append(("HBONE throughput / direct", f"{ratio:.2f}", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
@@ -131,6 +239,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--workdir", default="/tmp", help="where generated topologies are written")
+    parser.add_argument("--transfer-mib", type=int, default=1024, help="size of the bulk transfer (default 1 GiB)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("scripts/bench needs root (it brings clusters up): sudo ./scripts/bench", file=sys.stderr)

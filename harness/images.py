@@ -39,6 +39,7 @@ IMAGES: tuple[Image, ...] = (
     Image(r"(governmentpaas/curl-ssl|istio/curl|nicolaka/netshoot|istio/base)", ("sh",)),
     Image(r"(library/)?(busybox|alpine|debian|ubuntu)", ("sh",)),
     Image(r"ambient/tcp-echo", _component("components.apps.echo", "--port", "9000")),
+    Image(r"ambient/loadgen", _component("components.apps.loadgen", "serve", "--port", "9000")),
     # Istio: istiod (pilot image) embeds its CA; here the CA is its own process that istiod starts.
     Image(r"(istio|istio-release)/pilot", _component(
         "components.istiod", "--api", "$(AMBIENT_APISERVER)", "--root-namespace", "$(POD_NAMESPACE)",
