@@ -9,7 +9,8 @@ from components.common import http
 
 
 async def test_send_counts_every_byte_and_connections_complete(nursery) -> None:
-    listeners = await nursery.start(trio.serve_tcp, loadgen._sink, 0, host="127.0.0.1")
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    nursery.start_soon(trio.serve_listeners, loadgen._sink, listeners)
     port = listeners[0].socket.getsockname()[1]
     result = await loadgen.send(f"127.0.0.1:{port}", 3 * loadgen.CHUNK + 5)
     assert result["bytes"] == 3 * loadgen.CHUNK + 5 and result["gbit_per_s"] > 0
