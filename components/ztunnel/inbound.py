@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import trio
 
-from components.common.h2conn import SERVER_CONFIG, H2Request, H2Stream, serve_h2
+from components.common.h2conn import SERVER_CONFIG, H2Request, H2ServerConnection, H2Stream, Handler, serve_h2
 from components.common.tls import Identity, TLSError, tls_accept
 from components.ztunnel import hbone, logs, rbac, sockets
 from components.ztunnel.certs import CertificateUnavailable
@@ -146,9 +146,22 @@ async def _serve(proxy: WorkloadProxy, stream: trio.SocketStream) -> None:
         await serve_connect(proxy, src, dst, peer, request, h2_stream)
 
     try:
-        await serve_h2(tls_stream, on_request, config=SERVER_CONFIG)
+        await serve_until_drained(proxy, tls_stream, on_request)
     finally:
         await trio.aclose_forcefully(tls_stream)
+
+
+async def serve_until_drained(proxy: WorkloadProxy, transport: trio.abc.Stream, handler: Handler) -> None:
+    """HTTP/2 on one inbound connection; when the proxy drains, a GOAWAY (ztunnel's
+    `graceful_shutdown`): running streams go on, the client opens new ones elsewhere."""
+    async with trio.open_nursery() as nursery:
+        async def serve(*, task_status: trio.TaskStatus[H2ServerConnection] = trio.TASK_STATUS_IGNORED) -> None:
+            await serve_h2(transport, handler, config=SERVER_CONFIG, task_status=task_status)
+            nursery.cancel_scope.cancel()
+
+        connection = await nursery.start(serve)
+        await proxy.draining.wait()
+        await connection.drain()
 
 
 async def serve_connect(proxy: WorkloadProxy, src: Address, dst: Address, peer: Identity,

@@ -75,6 +75,7 @@ class WorkloadProxy:
         self._idle.set()
         self._cancel = trio.CancelScope()
         self._stopped = trio.Event()
+        self.draining = trio.Event()
 
     @property
     def netns_id(self) -> tuple[int, int]:
@@ -165,7 +166,11 @@ class WorkloadProxy:
         self._cancel.cancel()
 
     async def drain(self, deadline: float) -> None:
-        """Stop accepting at once; let connections finish until `deadline` (trio time), then cut."""
+        """Stop accepting at once; let connections finish until `deadline` (trio time), then cut.
+
+        Inbound HBONE connections answer `draining` with a GOAWAY: the streams they carry run on,
+        new ones go to a new connection (to a successor ztunnel, or nowhere)."""
+        self.draining.set()
         self.stop_listening()
         with trio.move_on_at(deadline):
             await self._idle.wait()

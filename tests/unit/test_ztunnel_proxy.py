@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from components.common.h2conn import CLIENT_CONFIG, H2ClientConnection, serve_h2
+from components.common.h2conn import CLIENT_CONFIG, ConnectionUnavailable, H2ClientConnection, serve_h2
 from components.common.tls import Identity
 from components.ztunnel import inbound, logs, outbound
 from components.ztunnel.certs import CertManager
@@ -177,6 +177,42 @@ async def test_policy_change_closes_live_connections(lines):
                 await trio.sleep(0.01)
         assert lines.find("closed because it's no longer allowed after a policy update")
         assert lines.find("connection complete", 'error="connection closed due to policy change"')
+        nursery.cancel_scope.cancel()
+
+
+async def test_draining_sends_goaway_and_lets_running_streams_finish(lines):
+    proxy = make_proxy()
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(echo_app)
+        client, server = trio.testing.memory_stream_pair()
+
+        async def handler(request, stream):
+            await inbound.serve_connect(proxy, ("127.0.0.1", 40000), ("127.0.0.1", 15008), SLEEP_ID, request, stream)
+
+        served = trio.Event()
+
+        async def serve():
+            await inbound.serve_until_drained(proxy, server, handler)
+            served.set()
+
+        nursery.start_soon(serve)
+        conn = H2ClientConnection(client, CLIENT_CONFIG.replace(ping_interval=None))
+        await nursery.start(conn.run)
+        _, _, stream = await conn.connect(f"127.0.0.1:{port}")
+        proxy.draining.set()
+        with trio.fail_after(5):
+            while not conn.goaway_received:
+                await trio.sleep(0.01)
+        assert not conn.can_open_stream
+        with pytest.raises(ConnectionUnavailable):
+            await conn.connect(f"127.0.0.1:{port}")
+        await stream.send_all(b"still here")
+        assert await stream.receive_some() == b"still here"
+        assert not served.is_set()
+        await stream.send_eof()
+        assert await stream.receive_some() == b""
+        with trio.fail_after(5):
+            await served.wait()
         nursery.cancel_scope.cancel()
 
 
