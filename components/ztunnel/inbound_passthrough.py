@@ -2,8 +2,9 @@
 
 The original destination is the transparent socket's local address (TPROXY; SO_ORIGINAL_DST when
 the rules REDIRECT). Authorization runs with no identity, so only IP and port rules can allow it
-(istio/ztunnel#1901); a denied client is reset, with no HTTP answer. An allowed one is connected
-to the app from its own address, like HBONE traffic.
+(istio/ztunnel#1901); a denied client's socket is closed with no HTTP answer (reset by the kernel,
+as its request is unread). An allowed one is connected to the app from its own address, like
+HBONE traffic.
 """
 
 from __future__ import annotations
@@ -34,13 +35,11 @@ async def _serve(proxy: WorkloadProxy, stream: trio.SocketStream) -> None:
     dst = sockets.original_dst_or_local(stream.socket)
     if dst[1] in ILLEGAL_PORTS:
         logs.emit(logs.connection_failed(format_address(src), format_address(dst), "inbound", logs.SELF_CALL))
-        sockets.set_abortive_close(stream)
         return
     try:
         local = await proxy.local_workload()
     except ProxyError as exc:
         logs.emit(logs.connection_failed(format_address(src), format_address(dst), "inbound", str(exc)))
-        sockets.set_abortive_close(stream)
         return
     state = inputs.store.state
     conn = rbac.Connection(src[0], src[1], dst[0], dst[1], None)
@@ -57,13 +56,11 @@ async def _serve(proxy: WorkloadProxy, stream: trio.SocketStream) -> None:
             logs.emit(logs.authz_decision(entry, inputs.config.authz_info_logging))
         if not decision.allowed:
             result.record(decision.error, DENY)
-            sockets.set_abortive_close(stream)
             return
         try:
             app = await sockets.connect(proxy.netns, dst, source_ip=src[0])
         except OSError as exc:
             result.record(logs.connection_failed_error(exc), CONNECT)
-            sockets.set_abortive_close(stream)
             return
         try:
             error: str | None = logs.CONNECTION_DRAIN
@@ -71,7 +68,6 @@ async def _serve(proxy: WorkloadProxy, stream: trio.SocketStream) -> None:
                 with tracked.scope:
                     error = await relay(stream, app, result.from_client, result.to_client)
             if tracked.closed_by_policy:
-                sockets.set_abortive_close(stream)
                 result.record(rbac.POLICY_CHANGE, DENY)
             else:
                 result.record(error)

@@ -3,8 +3,9 @@
 The original destination comes from SO_ORIGINAL_DST; the source workload is the pod itself. The
 route (routing.py) says HBONE, plain TCP to a workload, or passthrough. HBONE goes through the
 pool: an HTTP/2 CONNECT to `podIP:targetPort` over mTLS to `podIP:15008`, and anything but 200
-fails the connection (`http status: 401 Unauthorized`). The client's connection is reset on any
-failure, as dropping a socket with unread data does in ztunnel (curl: exit 56).
+fails the connection (`http status: 401 Unauthorized`). On any failure the client's socket is just
+closed, as ztunnel drops it: the kernel resets it when the client's request is still unread there
+(curl: exit 56), else the client reads the end of the stream.
 """
 
 from __future__ import annotations
@@ -45,23 +46,22 @@ async def proxy_to(proxy: WorkloadProxy, stream: trio.SocketStream, source_addr:
         closed()
 
 
-def _early_deny(stream: trio.SocketStream, source_addr: Address, destination: Address, error: str) -> None:
+def _early_deny(source_addr: Address, destination: Address, error: str) -> None:
     logs.emit(logs.connection_failed(format_address(source_addr), format_address(destination), "outbound", error))
-    sockets.set_abortive_close(stream)
 
 
 async def _proxy_to(proxy: WorkloadProxy, stream: trio.SocketStream, source_addr: Address,
                     destination: Address) -> None:
     inputs = proxy.inputs
     if routing.is_self_call(destination):
-        _early_deny(stream, source_addr, destination, logs.SELF_CALL)
+        _early_deny(source_addr, destination, logs.SELF_CALL)
         return
     try:
         source = await proxy.local_workload()
         route = routing.decide(inputs.store.state, source, destination, network=inputs.config.network,
                                rng=inputs.rng)
     except (ProxyError, routing.RouteError) as exc:
-        _early_deny(stream, source_addr, destination, str(exc))
+        _early_deny(source_addr, destination, str(exc))
         return
 
     trace = hbone.TraceParent.new()
@@ -81,7 +81,6 @@ async def _proxy_to(proxy: WorkloadProxy, stream: trio.SocketStream, source_addr
                 upstream = await _open_tcp(proxy, route.actual_destination)
         except ProxyError as exc:
             result.record(str(exc), exc.flag)
-            sockets.set_abortive_close(stream)
             return
         try:
             error = await relay(stream, upstream, result.from_client, result.to_client)

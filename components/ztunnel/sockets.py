@@ -111,14 +111,6 @@ def set_freebind(sock: socket.socket, family: int) -> None:
         sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
 
 
-def set_abortive_close(stream: trio.SocketStream) -> None:
-    """Make the next close a TCP RST (SO_LINGER 0): a refused client sees a reset, as with ztunnel."""
-    try:
-        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-
-
 class _Default:
     """The mark of the netns the socket is made in."""
 

@@ -5,6 +5,7 @@ no source spoofing: the client and the app share 127.0.0.1)."""
 from __future__ import annotations
 
 import logging
+import socket
 
 import pytest
 import trio
@@ -254,6 +255,28 @@ async def tcp_pair() -> tuple[trio.SocketStream, trio.SocketStream]:
         client = await trio.open_tcp_stream(*listener.socket.getsockname())
         server = await listener.accept()
     return client, server
+
+
+async def test_a_refused_client_reads_the_end_or_a_reset_as_its_unread_bytes_decide(lines):
+    """ztunnel drops a refused client's socket: the kernel sends FIN, or RST if bytes are unread."""
+    proxy = make_proxy()
+
+    async def refuse(proxy: WorkloadProxy, stream: trio.SocketStream) -> None:
+        await outbound.proxy_to(proxy, stream, ("127.0.0.1", 5555), ("127.0.0.1", 15008))
+
+    quiet, server = await tcp_pair()
+    await proxy._serve(refuse, server)
+    async with quiet:
+        assert await quiet.receive_some() == b""
+    talker, server = await tcp_pair()
+    await talker.send_all(b"GET / HTTP/1.1\r\n\r\n")
+    with trio.fail_after(5):
+        assert await server.socket.recv(1, socket.MSG_PEEK) == b"G"  # arrived, still unread
+    await proxy._serve(refuse, server)
+    async with talker:
+        with pytest.raises(trio.BrokenResourceError):
+            await talker.receive_some()
+    assert len(lines.find("connection failed", "attempted recursive call to ourselves")) == 2
 
 
 async def test_garbage_and_silence_on_15008_are_refused(lines, autojump_clock):
