@@ -333,9 +333,10 @@ class PodWorker:
         if self.pause is not None and self.pod_ip:
             status["podIP"] = self.pod_ip
             status["podIPs"] = [{"ip": self.pod_ip}]
-        if self.sandbox_error:
-            status["message"] = self.sandbox_error
-            status["reason"] = "FailedCreatePodSandBox"
+        # Explicit nulls: the status goes out as a merge patch, where a key left out would keep
+        # a sandbox error that has since cleared.
+        status["message"] = self.sandbox_error or None
+        status["reason"] = "FailedCreatePodSandBox" if self.sandbox_error else None
         return status
 
     async def _push_status(self) -> None:

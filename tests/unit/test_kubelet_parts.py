@@ -1,10 +1,15 @@
-"""Pure parts of the kubelet side: images, pod IPs, readiness reasons."""
+"""Pure parts of the kubelet side: images, pod IPs, readiness reasons, pod status patches."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
 
+from components.apiserver.patch import merge_patch
 from harness import images, network, readiness
+from harness.pod_worker import PodWorker
 
 
 @pytest.mark.parametrize("image, repo", [
@@ -88,3 +93,18 @@ def test_workload_readiness() -> None:
     assert readiness.workload_problem("Deployment", deploy) == "deployment ns/d: 1/2 replicas ready"
     deploy["status"]["readyReplicas"] = 2
     assert readiness.workload_problem("Deployment", deploy) is None
+
+
+def test_a_cleared_sandbox_error_leaves_the_pod_status() -> None:
+    kubelet = SimpleNamespace(run=SimpleNamespace(pod_dir=lambda namespace, name: Path("/nonexistent")))
+    node = SimpleNamespace(net=SimpleNamespace(ip="172.18.0.3"))
+    pod = {"metadata": {"uid": "uid-1", "name": "ztunnel-abcde", "namespace": "istio-system"},
+           "spec": {"containers": [{"name": "istio-proxy"}]}}
+    worker = PodWorker(kubelet, node, pod)  # type: ignore[arg-type]
+    worker.sandbox_error = 'MountVolume.SetUp failed: configmap "istio-ca-root-cert" not found'
+    stored = merge_patch(pod, {"status": worker.status()})
+    assert stored["status"]["reason"] == "FailedCreatePodSandBox"
+    assert stored["status"]["message"] == worker.sandbox_error
+    worker.sandbox_error = ""
+    stored = merge_patch(stored, {"status": worker.status()})
+    assert "reason" not in stored["status"] and "message" not in stored["status"]
