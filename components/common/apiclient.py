@@ -48,25 +48,38 @@ class ApiClient:
     def __init__(self, address: str):
         self.address = address
 
-    async def _call(self, method: str, path: str, body: Any = None,
-                    content_type: str = "application/json") -> Any:
+    async def _request(self, method: str, path: str, body: Any, content_type: str, accept: str) -> http.Response:
         data = b"" if body is None else json.dumps(body).encode()
-        headers = [("content-type", content_type), ("accept", "application/json")]
+        headers = [("content-type", content_type), ("accept", accept)]
         try:
             response = await http.request(self.address, method, path, headers=headers, body=data)
         except (OSError, http.HTTPError) as exc:
             raise ApiError({"code": 503, "reason": "ServiceUnavailable",
                             "message": f"the apiserver at {self.address} cannot be reached: {exc}"}) from exc
-        payload = response.json_body() if response.body else None
         if response.status >= 400:
+            try:
+                payload = response.json_body()
+            except ValueError:
+                payload = None
             if isinstance(payload, dict) and payload.get("kind") == "Status":
                 raise ApiError(payload)
             raise ApiError({"code": response.status, "message": response.body.decode(errors="replace")})
-        return payload
+        return response
+
+    async def _call(self, method: str, path: str, body: Any = None,
+                    content_type: str = "application/json") -> Any:
+        response = await self._request(method, path, body, content_type, "application/json")
+        return response.json_body() if response.body else None
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:
         """A raw REST call, for subresources without a helper (e.g. serviceaccounts/<sa>/token)."""
         return await self._call(method, path, body)
+
+    async def call_raw(self, method: str, path: str, body: Any = None) -> bytes:
+        """A raw REST call whose answer is not JSON, e.g. a pod's metrics through the pod proxy
+        (`/api/v1/namespaces/<ns>/pods/<pod>:15020/proxy/stats/prometheus`): the body as sent."""
+        response = await self._request(method, path, body, "application/json", "*/*")
+        return response.body
 
     async def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
         return await self._call("GET", kinds.for_object(api_version, kind).object_path(name, namespace))

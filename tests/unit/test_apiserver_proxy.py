@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from components.common import http
-from components.common.apiclient import ApiClient
+from components.common.apiclient import ApiClient, ApiError
 from tests.unit.test_apiserver_support import api, apiserver, eventually, pod, raw, run_pod, signing_key  # noqa: F401
 
 
@@ -109,3 +109,20 @@ async def test_ordinary_paths_are_not_proxied(api: ApiClient):
     assert (status, body["metadata"]["name"]) == (200, "web")
     status, _ = await raw(api, "GET", "/api/v1/namespaces/default/configmaps/web/proxy/x")
     assert status == 404
+
+
+async def test_call_raw_returns_a_body_that_is_not_json(api: ApiClient, nursery: trio.Nursery):
+    async def metrics(request: http.Request) -> http.Response:
+        if request.target != "/stats/prometheus":
+            return http.Response.text("not here\n", status=404)
+        return http.Response.text('istio_tcp_sent_bytes_total{reporter="source"} 42\n')
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    await nursery.start(http.serve, listeners, metrics)
+    port = listeners[0].socket.getsockname()[1]
+    await _pod_at(api, "ztunnel", None)
+    body = await api.call_raw("GET", f"/api/v1/namespaces/default/pods/ztunnel:{port}/proxy/stats/prometheus")
+    assert body == b'istio_tcp_sent_bytes_total{reporter="source"} 42\n'
+    with pytest.raises(ApiError) as raised:
+        await api.call_raw("GET", f"/api/v1/namespaces/default/pods/ztunnel:{port}/proxy/missing")
+    assert (raised.value.code, str(raised.value)) == (404, "not here\n")
