@@ -76,3 +76,25 @@ def run_processes(ignore: list[sandbox.RunDir] | None = None) -> list[str]:
 def live_runs() -> list[sandbox.RunDir]:
     """The runs alive now."""
     return [run for run in sandbox.runs() if run.alive()]
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def started_here(run: sandbox.RunDir) -> bool:
+    """The run's launcher descends from this process (a cluster of this test session)."""
+    pid, me = run.launch().get("launcher_pid"), os.getpid()
+    while isinstance(pid, int) and pid > 1:
+        if pid == me:
+            return True
+        try:
+            pid = _parent(pid)
+        except OSError:
+            return False
+    return False
+
+
+def foreign_runs() -> list[sandbox.RunDir]:
+    """The runs alive now that this process did not start: someone else's clusters on the host."""
+    return [run for run in live_runs() if not started_here(run)]
