@@ -16,7 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from pyroute2 import NetNS
+from pyroute2 import IPRoute
+
+from components.common import netns
 
 FABRIC_BRIDGE = "br0"
 FABRIC_PREFIX = "172.18.0"
@@ -62,27 +64,30 @@ class NodeNet:
         self.allocated.discard(ip)
 
 
-def _open(netns: str) -> NetNS:
-    return NetNS(netns)
-
-
 @contextmanager
-def _netns(path: str) -> Iterator[NetNS]:
-    ns = _open(path)
+def _netns(path: str) -> Iterator[IPRoute]:
+    """A netlink socket in the namespace at `path`.
+
+    The socket is made while the calling thread is inside the namespace (it stays bound to it).
+    pyroute2's own NetNS forks a helper instead, and forking the multi-threaded daemon can leave
+    that child deadlocked on a lock another thread held, freezing the daemon in waitpid.
+    """
+    with netns.entered(path):
+        ns = IPRoute()
     try:
         yield ns
     finally:
         ns.close()
 
 
-def _index(ns: NetNS, ifname: str) -> int:
+def _index(ns: IPRoute, ifname: str) -> int:
     found = ns.link_lookup(ifname=ifname)
     if not found:
         raise RuntimeError(f"interface {ifname} not found")
     return found[0]
 
 
-def _create_veth(ns: NetNS, ifname: str, peer: str, peer_netns: str) -> int:
+def _create_veth(ns: IPRoute, ifname: str, peer: str, peer_netns: str) -> int:
     fd = os.open(peer_netns, os.O_RDONLY)
     try:
         ns.link("add", ifname=ifname, kind="veth", peer={"ifname": peer, "net_ns_fd": fd})
