@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import signal
 import sys
 import time
@@ -92,8 +93,21 @@ class Daemon:
         self.state.update(changes)
         self.run.write_state(self.state)
 
+    async def _prefer_legacy_iptables(self) -> None:
+        """Make `iptables`/`iptables-save` the legacy backend inside the run, as on nodes where the
+        alternatives point to iptables-legacy: the in-pod rules and kube-proxy's are legacy rules,
+        and seed 002 reads them with plain `iptables-save`. One bind mount in the run's private
+        mount namespace; the host's own alternatives are untouched."""
+        legacy, nft = shutil.which("xtables-legacy-multi"), shutil.which("xtables-nft-multi")
+        if not legacy or not nft:
+            return
+        result = await trio.run_process(["mount", "--bind", legacy, nft], check=False, capture_stderr=True)
+        if result.returncode != 0:
+            log.warning("could not make iptables-legacy the default in the run: %s", result.stderr.decode().strip())
+
     async def main(self) -> None:
         self.save_state()
+        await self._prefer_legacy_iptables()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._serve_control)
             try:
