@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -215,6 +216,24 @@ def _existing_ancestor(target: str) -> str:
     return str(path)
 
 
+def program_paths() -> list[Path]:
+    """What the emulated containers run from (the project and its virtualenv): part of every
+    container's "image", so a volume mounted over a parent (ztunnel's emptyDir on /tmp, when the
+    project lives under /tmp) must not hide it."""
+    candidates = [Path(__file__).resolve().parent.parent, Path(sys.prefix).resolve(),
+                  Path(os.path.realpath(sys.executable)).parent]
+    kept: list[Path] = []
+    for path in sorted(set(candidates), key=lambda p: len(p.parts)):
+        if not any(path == k or k in path.parents for k in kept):
+            kept.append(path)
+    return kept
+
+
+def _hides(target: str, path: Path) -> bool:
+    target_path = Path(target)
+    return target_path == path or target_path in path.parents
+
+
 def mount_script(mounts: list[Mount], scratch: Path) -> list[str]:
     """Bash lines for the pause process that mount `mounts` inside the pod's mount namespace.
 
@@ -246,5 +265,10 @@ def mount_script(mounts: list[Mount], scratch: Path) -> list[str]:
         lines.append(f"mount --no-canonicalize --bind /proc/self/fd/{FIRST_FD + i} '{target}'")
         if mount.read_only:
             lines.append(f"mount -o remount,bind,ro '{target}'")
-    lines += [f"exec {FIRST_FD + i}<&-" for i in range(len(mounts))]
+    keep = [path for path in program_paths() if any(_hides(m.target, path) for m in mounts)]
+    base = FIRST_FD + len(mounts)
+    lines[len(mounts):len(mounts)] = [f"exec {base + i}<'{path}'" for i, path in enumerate(keep)]
+    for i, path in enumerate(keep):
+        lines += [f"mkdir -p '{path}'", f"mount --no-canonicalize --bind /proc/self/fd/{base + i} '{path}'"]
+    lines += [f"exec {FIRST_FD + i}<&-" for i in range(len(mounts) + len(keep))]
     return lines
