@@ -145,11 +145,12 @@ class Daemon:
         self.reporter.send("progress", message=f"applying {len(self.topology.manifests)} manifests from {self.topology.path}")
         await self._apply(self.topology.manifests, str(self.topology.path))
         self.reporter.send("progress", message="waiting for pods to be ready")
-        timeout = 60 + 0.5 * len(self.topology.manifests)
+        timeout = float(os.environ.get("AMBIENT_READY_TIMEOUT", 60 + 0.5 * len(self.topology.manifests)))
         try:
             await readiness.wait_ready(self.api, timeout)
         except readiness.NotReady as exc:
-            raise BringUpError(f"cluster {self.topology.name} did not come up: {exc}") from exc
+            tails = await self._failing_log_tails()
+            raise BringUpError(f"cluster {self.topology.name} did not come up: {exc}{tails}") from exc
 
     async def _create_nodes(self) -> None:
         self.fabric = await procs.start_pause("the fabric", ["ip link set lo up"], unshare=["--net"])
@@ -265,6 +266,23 @@ class Daemon:
                 await self.api.apply(obj)
             except ApiError as exc:
                 raise BringUpError(f"{source}: document {manifest.document} ({manifest.describe()}): {exc}") from exc
+
+    async def _failing_log_tails(self, lines: int = 8, most: int = 3) -> str:
+        """The last lines of the logs of containers that are not ready (a few, for the error)."""
+        try:
+            pods = (await self.api.list("v1", "Pod"))["items"]
+        except ApiError:
+            return ""
+        parts: list[str] = []
+        for pod in pods:
+            for status in pod.get("status", {}).get("containerStatuses") or []:
+                if status.get("ready") or len(parts) >= most:
+                    continue
+                path = self.run.container_log(pod, status["name"])
+                if path.exists():
+                    ref = f"{pod['metadata']['namespace']}/{pod['metadata']['name']} container {status['name']}"
+                    parts.append(f"\nlog of {ref} ends:\n{_tail(path, lines)}")
+        return "".join(parts)
 
     async def _publish_root_cert(self) -> None:
         """Keep <run>/root-cert.pem equal to the mesh root the CA publishes (istio-ca-root-cert)."""
