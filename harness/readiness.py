@@ -81,7 +81,6 @@ async def wait_ready(api: ApiClient, timeout: float = math.inf) -> None:
     changed = trio.Event()
 
     async def follow(key: tuple[str, str]) -> None:
-        nonlocal changed
         async for event, obj in api.reflect(*key):
             cache = objects[key]
             if event == "SYNC":

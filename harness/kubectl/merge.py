@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from components.common import jsonpatch
 from harness.kubectl.errors import KubectlError
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -123,108 +124,14 @@ def _patch_list(name: str, current: list[Any], patch: list[Any]) -> list[Any]:
 
 def merge_patch(current: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(current) if isinstance(current, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def _pointer(path: str) -> list[str]:
-    if path == "":
-        return []
-    if not path.startswith("/"):
-        raise KubectlError(f'JSON pointer "{path}" must start with "/"')
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
-def _parent(doc: Any, parts: list[str], path: str) -> Any:
-    node = doc
-    for part in parts[:-1]:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            raise KubectlError(f"doc is missing path: {path}: missing value")
-    return node
-
-
-def _get(doc: Any, path: str) -> Any:
-    parts = _pointer(path)
-    if not parts:
-        return doc
-    parent = _parent(doc, parts, path)
-    last = parts[-1]
-    if isinstance(parent, dict) and last in parent:
-        return parent[last]
-    if isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
-        return parent[int(last)]
-    raise KubectlError(f"doc is missing path: {path}: missing value")
-
-
-def _remove(doc: Any, path: str) -> Any:
-    parts = _pointer(path)
-    parent = _parent(doc, parts, path)
-    last = parts[-1]
-    if isinstance(parent, dict) and last in parent:
-        return parent.pop(last)
-    if isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
-        return parent.pop(int(last))
-    raise KubectlError(f"Unable to remove nonexistent key: {last}: missing value")
-
-
-def _add(doc: Any, path: str, value: Any) -> Any:
-    parts = _pointer(path)
-    if not parts:
-        return value
-    parent = _parent(doc, parts, path)
-    last = parts[-1]
-    if isinstance(parent, dict):
-        parent[last] = value
-    elif isinstance(parent, list):
-        if last == "-":
-            parent.append(value)
-        elif last.isdigit() and int(last) <= len(parent):
-            parent.insert(int(last), value)
-        else:
-            raise KubectlError(f"Unable to access invalid index: {last}: invalid index referenced")
-    else:
-        raise KubectlError(f"doc is missing path: {path}: missing value")
-    return doc
+    return jsonpatch.merge_patch(current, patch)
 
 
 def json_patch(current: Any, operations: Any) -> Any:
-    """RFC 6902 JSON patch."""
-    if not isinstance(operations, list):
-        raise KubectlError("unable to parse patch: json: cannot unmarshal object into Go value of type jsonpatch.Patch")
-    doc = copy.deepcopy(current)
-    for op in operations:
-        kind, path = op.get("op"), op.get("path", "")
-        if kind == "add":
-            doc = _add(doc, path, copy.deepcopy(op.get("value")))
-        elif kind == "remove":
-            _remove(doc, path)
-        elif kind == "replace":
-            _get(doc, path)
-            parts = _pointer(path)
-            if not parts:
-                doc = copy.deepcopy(op.get("value"))
-            else:
-                parent = _parent(doc, parts, path)
-                parent[int(parts[-1]) if isinstance(parent, list) else parts[-1]] = copy.deepcopy(op.get("value"))
-        elif kind == "move":
-            value = _remove(doc, op.get("from", ""))
-            doc = _add(doc, path, value)
-        elif kind == "copy":
-            doc = _add(doc, path, copy.deepcopy(_get(doc, op.get("from", ""))))
-        elif kind == "test":
-            if _get(doc, path) != op.get("value"):
-                raise KubectlError(f"testing value {path} failed: test failed")
-        else:
-            raise KubectlError(f"Unexpected kind: {kind}")
-    return doc
+    """RFC 6902 JSON patch; a patch that does not apply is kubectl's error."""
+    try:
+        return jsonpatch.json_patch(current, operations)
+    except jsonpatch.PatchError as exc:
+        raise KubectlError(str(exc)) from exc
+
+

@@ -151,8 +151,8 @@ def _traffic_distribution(field: str | None, service_annotations: dict[str, str]
     """The routing preferences of a traffic distribution: an unknown annotation value means Any."""
     if field in _FIELD_DISTRIBUTIONS:
         return list(_FIELD_DISTRIBUTIONS[field])
-    for annotations in (service_annotations, namespace_annotations):
-        value = annotations.get(TRAFFIC_DISTRIBUTION, "").lower()
+    for source in (service_annotations, namespace_annotations):
+        value = source.get(TRAFFIC_DISTRIBUTION, "").lower()
         if value:
             return list(_ANNOTATION_DISTRIBUTIONS.get(value, ()))
     return []
