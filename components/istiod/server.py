@@ -14,6 +14,7 @@ from components.istiod.ca_process import Backoff, CaSupervisor
 from components.istiod.push import Publisher
 from components.istiod.status import StatusWriter
 from components.istiod.watcher import WATCHED, Cache, watch
+from components.istiod.waypoints import WaypointController
 
 # istio's default scope, which its log lines show without a name.
 log = logging.getLogger("istiod.")
@@ -44,6 +45,7 @@ class Istiod:
         self.cache = Cache()
         self.publisher = Publisher()
         self.status = StatusWriter(self.api, self.cache)
+        self.waypoints = WaypointController(self.api)
         self.builder = Builder(self.cache, self.publisher, self.status, {
             "root_namespace": options.root_namespace, "trust_domain": options.trust_domain,
             "cluster_id": options.cluster_id}, options.debounce)
@@ -69,4 +71,5 @@ class Istiod:
             log.info("starting discovery service at %s (ambient config as JSON lines over h2c)", self.xds_address)
             nursery.start_soon(self.builder.run, self.ready)
             nursery.start_soon(self.status.run)
+            nursery.start_soon(self.waypoints.run)
             task_status.started(self)
