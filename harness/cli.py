@@ -8,6 +8,7 @@
     ambient istioctl ARGS...               istioctl against the running cluster
     ambient exec [-n NS] POD|NODE -- CMD   run a command in a pod or on a node
     ambient demo                           the seed 002 walkthrough on the default topology
+    ambient run SCRIPT [--topology FILE]   a script of commands with `# expect:` comments, checked
 
 With several clusters running, `--cluster NAME` (before the command) or $AMBIENT_CLUSTER picks one.
 """
@@ -26,6 +27,8 @@ import trio
 from components.common.apiclient import ApiClient, ApiError
 from harness import podexec, ptyrelay, sandbox, topology
 from harness.cluster import ClusterError, prepare_run, start_run, stop_run
+from harness import runner
+from harness.runner import ScriptError, run_script
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "default.yaml"
 
@@ -172,6 +175,11 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     return await run_demo(Path(args.topology))
 
 
+async def cmd_run(args: argparse.Namespace) -> int:
+    return await run_script(Path(args.script), topology=Path(args.topology) if args.topology else None,
+                            name=args.name, cluster_name=args.cluster, timeout=args.timeout)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ambient", description="An Istio ambient mesh emulated on network namespaces.")
     parser.add_argument("--cluster", help="the cluster to talk to when several are running")
@@ -202,6 +210,15 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the seed 002 walkthrough on the default topology")
     demo.add_argument("--topology", default=str(DEFAULT_TOPOLOGY))
     demo.set_defaults(func=cmd_demo)
+    runp = sub.add_parser("run", help="run a script of commands unattended and check its expectations",
+                          parents=[cluster_flag], description=runner.__doc__,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    runp.add_argument("script", help="bash script: steps separated by blank lines, `# expect:` comments")
+    runp.add_argument("--topology", help="bring this topology up first and tear it down after "
+                                         "(default: use the running cluster)")
+    runp.add_argument("--name", help="cluster name for --topology (default: the topology's metadata.name)")
+    runp.add_argument("--timeout", type=float, default=300.0, help="seconds a step may take (default 300)")
+    runp.set_defaults(func=cmd_run)
     return parser
 
 
@@ -209,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command in ("up", "down", "exec", "demo", "kubectl", "istioctl", "clean") and os.geteuid() != 0:
+    if args.command in ("up", "down", "exec", "demo", "run", "kubectl", "istioctl", "clean") and os.geteuid() != 0:
         print("ambient: this command needs root (network namespaces, veths, iptables): run it with sudo",
               file=sys.stderr)
         sys.exit(1)
@@ -220,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
             code = trio.run(run_istioctl, args.cluster, args.args)
         else:
             code = trio.run(args.func, args)
-    except (ClusterError, sandbox.RunError, topology.TopologyError, podexec.ExecError) as exc:
+    except (ClusterError, sandbox.RunError, topology.TopologyError, podexec.ExecError, ScriptError) as exc:
         print(f"ambient: {exc}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:

@@ -9,21 +9,18 @@ end and the run directory removed; the last step checks that nothing of the run 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import trio
-
 from harness import sandbox
 from harness.cluster import Cluster, ClusterError
+from harness.steps import Display, run_bash
 
 NAME = "ambient-demo"
+STEP_TIMEOUT = 300.0
 
 
 @dataclass
@@ -136,51 +133,12 @@ STEPS = [
 ]
 
 
-class Display:
-    """Narration for a person at a terminal, plain lines for CI."""
-
-    def __init__(self, stream=sys.stdout):
-        self.stream = stream
-        self.color = stream.isatty()
-
-    def _paint(self, code: str, text: str) -> str:
-        return f"\033[{code}m{text}\033[0m" if self.color else text
-
-    def say(self, text: str) -> None:
-        print(self._paint("1", f"\n# {text}"), file=self.stream, flush=True)
-
-    def command(self, text: str) -> None:
-        print(self._paint("36", f"$ {text}"), file=self.stream, flush=True)
-
-    def output(self, text: str) -> None:
-        if text:
-            print(text.rstrip("\n"), file=self.stream, flush=True)
-
-    def progress(self, text: str) -> None:
-        print(self._paint("2", f"  ... {text}"), file=self.stream, flush=True)
-
-    def result(self, ok: bool, why: str | None) -> None:
-        label = self._paint("32", "PASS") if ok else self._paint("31", f"FAIL: {why}")
-        print(f"  -> {label}", file=self.stream, flush=True)
-
-    def table(self, rows: list[tuple[str, str, str]]) -> None:
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
-        print("", file=self.stream)
-        for row in rows:
-            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)), file=self.stream)
-
-
 async def run_step(cluster: Cluster, step: Step, display: Display) -> tuple[bool, str | None, float]:
     display.say(step.narration)
     display.command(step.command)
-    env = dict(os.environ, PATH=f"{cluster.run.bin}:{os.environ.get('PATH', '')}")
-    started = time.monotonic()
-    result = await trio.run_process(["bash", "-c", step.command], check=False, capture_stdout=True,
-                                    stderr=subprocess.STDOUT, env=env)
-    elapsed = time.monotonic() - started
-    output = result.stdout.decode(errors="replace")
+    code, output, elapsed = await run_bash(cluster.run.bin, step.command, STEP_TIMEOUT)
     display.output(output)
-    why = step.expect(result.returncode, output)
+    why = step.expect(code, output)
     display.result(why is None, why)
     return why is None, why, elapsed
 

@@ -1,0 +1,66 @@
+"""`ambient run`: a script's steps run against a cluster and checked by their expectations."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from harness.cluster import Cluster
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
+
+SCRIPT = """\
+# The pods of the demo namespace.
+kubectl get pods -n ambient-demo -o wide
+# expect: matches ^sleep-\\S+\\s+1/1\\s+Running
+# expect: not contains CrashLoopBackOff
+
+kubectl exec deploy/sleep -n ambient-demo -- curl -s httpbin:8000 | grep title
+# expect: contains <title>httpbin.org</title>
+
+kubectl apply -n ambient-demo -f - <<EOF
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: runner-test}
+
+data: {a: b}
+EOF
+# expect: contains configmap/runner-test created
+
+for i in 1 2; do
+  kubectl exec deploy/notsleep -n ambient-demo -- curl -s -o /dev/null -w '%{http_code}\\n' httpbin:8000
+done
+# expect: matches ^200\\n200$
+
+kubectl exec deploy/sleep -n ambient-demo -- sh -c 'echo the exit code; exit 3'
+# expect: exit 3
+# expect-log httpbin ambient-worker2: "GET / HTTP/1.1" 200
+
+kubectl exec deploy/sleep -n ambient-demo -- curl -s httpbin:8000/headers
+# expect: contains this text is not there
+"""
+
+
+async def test_a_script_passes_and_fails_on_its_expectations(default_cluster: Cluster, tmp_path: Path) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text(SCRIPT)
+    try:
+        result = await trio.run_process([sys.executable, "-m", "harness.cli", "run", str(script),
+                                         "--cluster", default_cluster.name], check=False, capture_stdout=True,
+                                        capture_stderr=True, cwd=REPO)
+        output = result.stdout.decode()
+        assert result.returncode == 1, output + result.stderr.decode()
+        assert "5 passed, 1 failed" in output, output
+        assert "$ kubectl exec deploy/sleep -n ambient-demo -- curl -s httpbin:8000 | grep title" in output
+        assert "<title>httpbin.org</title>" in output
+        assert "configmap/runner-test created" in output
+        failure = output[output.index("FAIL: expected 'this text is not there' in the output"):]
+        assert "the output ended with:" in failure and '"Host": "httpbin:8000"' in failure, failure
+        table = output[output.rindex("STEP"):]
+        assert "FAIL: expected 'this text is not there' in the output" in table, table
+    finally:
+        await default_cluster.kubectl("delete", "configmap", "runner-test", "-n", "ambient-demo")
