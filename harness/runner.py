@@ -178,7 +178,7 @@ async def check_log(cluster: Cluster, expectation: Expectation, wait: float = LO
     if not paths:
         return f"no pod {expectation.component}-... on node {expectation.node}"
     return f"{expectation.value!r} not in the {expectation.component} log on {expectation.node} after {wait:.0f}s" \
-           f"; its last lines:\n{tail(seen)}"
+           f" (its last lines below)\n{_indent(tail(seen))}"
 
 
 async def run_step(cluster: Cluster, step: ScriptStep, display: Display, timeout: float) -> tuple[list[str], float]:

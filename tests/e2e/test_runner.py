@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 import trio
 
+from harness import sandbox
 from harness.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
@@ -64,3 +66,16 @@ async def test_a_script_passes_and_fails_on_its_expectations(default_cluster: Cl
         assert "FAIL: expected 'this text is not there' in the output" in table, table
     finally:
         await default_cluster.kubectl("delete", "configmap", "runner-test", "-n", "ambient-demo")
+
+
+async def test_seed_002_walkthrough_passes_on_its_own_cluster() -> None:
+    name = f"e2e-run-seed002-{os.getpid()}"
+    result = await trio.run_process([sys.executable, "-m", "harness.cli", "run", "topologies/walkthroughs/seed002.sh",
+                                     "--topology", "topologies/default.yaml", "--name", name],
+                                    check=False, capture_stdout=True, capture_stderr=True, cwd=REPO)
+    output = result.stdout.decode()
+    assert result.returncode == 0, output + result.stderr.decode()
+    assert "18 passed, 0 failed" in output, output
+    assert "command terminated with exit code 56" in output
+    assert "-A ISTIO_PRERT -p tcp -m tcp --dport 15008" in output
+    assert name not in [run.cluster for run in sandbox.runs()]
