@@ -9,6 +9,7 @@
     ambient exec [-n NS] POD|NODE -- CMD   run a command in a pod or on a node
     ambient demo                           the seed 002 walkthrough on the default topology
     ambient run SCRIPT [--topology FILE]   a script of commands with `# expect:` comments, checked
+    ambient shell [FILE]                   an interactive bash on the cluster (FILE: brought up for it)
 
 With several clusters running, `--cluster NAME` (before the command) or $AMBIENT_CLUSTER picks one.
 """
@@ -25,9 +26,8 @@ from typing import Any
 import trio
 
 from components.common.apiclient import ApiClient, ApiError
-from harness import podexec, ptyrelay, sandbox, topology
+from harness import podexec, ptyrelay, runner, sandbox, shell, topology
 from harness.cluster import ClusterError, prepare_run, start_run, stop_run
-from harness import runner
 from harness.runner import ScriptError, run_script
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parent.parent / "topologies" / "default.yaml"
@@ -180,6 +180,10 @@ async def cmd_run(args: argparse.Namespace) -> int:
                             name=args.name, cluster_name=args.cluster, timeout=args.timeout)
 
 
+async def cmd_shell(args: argparse.Namespace) -> int:
+    return await shell.run_shell(Path(args.file) if args.file else None, args.name, args.cluster)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ambient", description="An Istio ambient mesh emulated on network namespaces.")
     parser.add_argument("--cluster", help="the cluster to talk to when several are running")
@@ -219,6 +223,12 @@ def _parser() -> argparse.ArgumentParser:
     runp.add_argument("--name", help="cluster name for --topology (default: the topology's metadata.name)")
     runp.add_argument("--timeout", type=float, default=300.0, help="seconds a step may take (default 300)")
     runp.set_defaults(func=cmd_run)
+    shellp = sub.add_parser("shell", help="an interactive bash with the cluster's kubectl, istioctl and shortcuts",
+                            parents=[cluster_flag], description=shell.__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    shellp.add_argument("file", nargs="?", help="topology to bring up for the shell (default: the running cluster)")
+    shellp.add_argument("--name", help="cluster name for FILE (default: the topology's metadata.name)")
+    shellp.set_defaults(func=cmd_shell)
     return parser
 
 
@@ -226,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command in ("up", "down", "exec", "demo", "run", "kubectl", "istioctl", "clean") and os.geteuid() != 0:
+    if args.command in ("up", "down", "exec", "demo", "run", "shell", "kubectl", "istioctl", "clean") and os.geteuid() != 0:
         print("ambient: this command needs root (network namespaces, veths, iptables): run it with sudo",
               file=sys.stderr)
         sys.exit(1)
