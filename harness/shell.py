@@ -8,8 +8,11 @@ kept in the run directory, and shortcuts are bash functions:
     logs COMPONENT NODE       the log of the pod COMPONENT-... on NODE (ztunnel, istio-cni, ...)
     POD-OR-NODE COMMAND...    `ambient exec`: e.g. `sleep curl -s httpbin:8000`, `ambient-worker ip route`
 
-Tab completes pod and node names. With FILE the topology is brought up first and torn down when
-the shell exits; without, the shell attaches to the running cluster (several shells may).
+A shortcut hides a command of the same name (`sleep` the pod hides sleep(1): `command sleep 1`).
+Shortcuts are made for the pods present when the shell starts. Tab completes pod and node names.
+
+With FILE the topology is brought up first and torn down when the shell exits; without, the shell
+attaches to the running cluster (several shells may).
 """
 
 from __future__ import annotations
