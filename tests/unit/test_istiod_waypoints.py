@@ -8,7 +8,8 @@ import pytest
 import trio
 
 from components.common.apiclient import ApiClient, ApiError
-from components.istiod.waypoints import WaypointController
+from components.istiod.waypoints import WaypointController, desired_objects
+from harness import images
 from tests.unit.test_apiserver_support import api, apiserver, eventually, signing_key  # noqa: F401
 
 GW = "gateway.networking.k8s.io/v1"
@@ -115,3 +116,12 @@ async def test_deleting_the_gateway_removes_its_objects(api: ApiClient, controll
                 assert exc.code == 404
         return True
     await eventually(gone)
+
+
+def test_waypoint_pods_fail_clearly_until_the_waypoint_proxy_is_emulated() -> None:
+    """proxyv2 has no stand-in program yet: the kubelet reports ErrImagePull naming the image."""
+    gw = {**gateway(), "metadata": {**gateway()["metadata"], "uid": "u1"}}
+    deployment = next(o for o in desired_objects(gw) if o["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    with pytest.raises(images.UnknownImage, match="docker.io/istio/proxyv2:1.24.0"):
+        images.argv_for(container, {})
