@@ -201,7 +201,9 @@ async def test_ztunnel_process(cluster, tmp_path):
             istiod.push(mesh_config([policy]))
             await wait_for(lambda: logged("istio.security.Authorization", "size=1"))
             rc, _ = await curl(client, f"http://{VIP}:8000/")
-            assert rc == 56
+            # A reset (56, seed 002's) or, when ztunnel closes before curl has sent its request on a
+            # loaded machine, an empty reply (52): the same race exists with the real ztunnel.
+            assert rc in (52, 56)
             await wait_for(lambda: logged("connection complete", 'error="http status: 401 Unauthorized"'))
 
             status, body = await http_get(own, 15000, "/config_dump")
