@@ -1,127 +1,128 @@
-"""istiod's waypoint controller against the real apiserver, in-process on a Unix socket."""
+"""Waypoints: which services and pods send through one (`istio.io/use-waypoint` on namespace,
+service or pod; `istio.io/waypoint-for` on the Gateway), cross-namespace use, and addresses."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-import trio
 
-from components.common.apiclient import ApiClient, ApiError
-from components.istiod.waypoints import WaypointController, desired_objects
-from harness import images
-from tests.unit.test_apiserver_support import api, apiserver, eventually, signing_key  # noqa: F401
+from components.istiod.translate import Snapshot, build_config
+from tests.unit.istiod_objects import namespace, pod, service, waypoint_gateway
 
-GW = "gateway.networking.k8s.io/v1"
-
-
-def gateway(name: str = "waypoint", cls: str = "istio-waypoint", **annotations: str) -> dict[str, Any]:
-    return {"apiVersion": GW, "kind": "Gateway",
-            "metadata": {"name": name, "namespace": "default", "annotations": annotations,
-                         "labels": {"istio.io/waypoint-for": "service"}},
-            "spec": {"gatewayClassName": cls,
-                     "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}]}}
+WAYPOINT = {"destination": "/10.96.0.30", "hboneMtlsPort": 15008}
+OTHER = {"destination": "/10.96.0.31", "hboneMtlsPort": 15008}
+USE = "istio.io/use-waypoint"
 
 
-@pytest.fixture
-async def controller(api: ApiClient, nursery: trio.Nursery) -> WaypointController:
-    started = WaypointController(api, clock=lambda: "2026-01-01T00:00:00Z")
-    nursery.start_soon(started.run)
-    return started
+def config(*objects: dict[str, Any]) -> dict[str, Any]:
+    return build_config(Snapshot.from_objects(objects))
 
 
-async def programmed(api: ApiClient, name: str) -> dict[str, Any]:
-    async def probe() -> dict[str, Any] | None:
-        gw = await api.get(GW, "Gateway", "default", name)
-        return gw if (gw.get("status") or {}).get("addresses") else None
-    return await eventually(probe)
+def waypoints_of(objects: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """(the `app` service's waypoint, the `app` pod's waypoint)."""
+    cfg = config(*objects)
+    svc = next(s for s in cfg["services"] if s["name"] == "app")
+    wl = next(w for w in cfg["workloads"] if w["name"] == "app")
+    return svc.get("waypoint"), wl.get("waypoint")
 
 
-async def test_waypoint_gateway_gets_deployment_service_account_and_status(
-        api: ApiClient, controller: WaypointController) -> None:
-    await api.create(gateway())
-    gw = await programmed(api, "waypoint")
-    service = await api.get("v1", "Service", "default", "waypoint")
-    deployment = await api.get("apps/v1", "Deployment", "default", "waypoint")
-    await api.get("v1", "ServiceAccount", "default", "waypoint")
-
-    assert gw["status"]["addresses"] == [{"type": "IPAddress", "value": service["spec"]["clusterIP"]}]
-    assert [(c["type"], c["status"], c["message"]) for c in gw["status"]["conditions"]] == [
-        ("Accepted", "True", "Resource accepted"),
-        ("Programmed", "True", "Resource programmed, assigned to service(s) "
-                               "waypoint.default.svc.cluster.local:15008")]
-    assert {"name": "mesh", "port": 15008} in [{k: p[k] for k in ("name", "port")} for p in service["spec"]["ports"]]
-    owner = deployment["metadata"]["ownerReferences"][0]
-    assert (owner["kind"], owner["name"], owner["uid"]) == ("Gateway", "waypoint", gw["metadata"]["uid"])
-    template = deployment["spec"]["template"]
-    assert {"gateway.networking.k8s.io/gateway-name": "waypoint", "istio.io/gateway-name": "waypoint",
-            "networking.istio.io/tunnel": "http", "istio.io/dataplane-mode": "none"}.items() \
-        <= template["metadata"]["labels"].items()
-    container = template["spec"]["containers"][0]
-    assert container["image"] == "docker.io/istio/proxyv2:1.24.0"
-    assert container["args"][:2] == ["proxy", "waypoint"]
-    assert template["spec"]["serviceAccountName"] == "waypoint"
+def cluster(ns_labels: dict[str, str], svc_labels: dict[str, str], pod_labels: dict[str, str],
+            waypoint_for: str | None) -> list[dict[str, Any]]:
+    return [namespace("default", **ns_labels),
+            waypoint_gateway("waypoint", waypoint_for=waypoint_for), service("waypoint", cluster_ip="10.96.0.30"),
+            waypoint_gateway("other", waypoint_for="all"), service("other", cluster_ip="10.96.0.31"),
+            pod("app", labels={"app": "app", **pod_labels}),
+            service("app", selector={"app": "app"}, labels=svc_labels)]
 
 
-async def test_status_written_once_and_objects_restored(api: ApiClient, controller: WaypointController) -> None:
-    await api.create(gateway())
-    gw = await programmed(api, "waypoint")
-    version = gw["metadata"]["resourceVersion"]
-    await api.patch("v1", "Service", "default", "waypoint", {"metadata": {"labels": {"istio.io/gateway-name": "x"}}})
-    await api.patch(GW, "Gateway", "default", "waypoint", {"metadata": {"labels": {"touched": "yes"}}})
-
-    async def restored() -> bool:
-        service = await api.get("v1", "Service", "default", "waypoint")
-        return service["metadata"]["labels"]["istio.io/gateway-name"] == "waypoint"
-    await eventually(restored)
-    await trio.sleep(0.2)
-    after = await api.get(GW, "Gateway", "default", "waypoint")
-    assert after["status"] == gw["status"]
-    assert int(after["metadata"]["resourceVersion"]) > int(version)
-
-
-async def test_legacy_istio_mesh_form_of_seed_001(api: ApiClient, controller: WaypointController) -> None:
-    await api.create(gateway("productpage", "istio-mesh", **{"istio.io/service-account": "bookinfo-productpage"}))
-    gw = await programmed(api, "productpage")
-    ready = next(c for c in gw["status"]["conditions"] if c["type"] == "Ready")
-    assert (ready["status"], ready["reason"], ready["observedGeneration"]) == ("True", "Ready", 1)
-    assert ready["message"] == 'Deployed waypoint proxy to "default" namespace for "bookinfo-productpage" service account'
-    deployment = await api.get("apps/v1", "Deployment", "default", "productpage")
-    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "bookinfo-productpage"
-    with pytest.raises(ApiError):
-        await api.get("v1", "ServiceAccount", "default", "productpage")
+# (case, namespace labels, service labels, pod labels, waypoint-for of `waypoint`, service's, pod's)
+PRECEDENCE = [
+    ("namespace, default for service", {USE: "waypoint"}, {}, {}, None, WAYPOINT, None),
+    ("namespace, for service", {USE: "waypoint"}, {}, {}, "service", WAYPOINT, None),
+    ("namespace, for workload", {USE: "waypoint"}, {}, {}, "workload", None, WAYPOINT),
+    ("namespace, for all", {USE: "waypoint"}, {}, {}, "all", WAYPOINT, WAYPOINT),
+    ("namespace, for none", {USE: "waypoint"}, {}, {}, "none", None, None),
+    ("no enrollment", {}, {}, {}, "all", None, None),
+    ("service label", {}, {USE: "waypoint"}, {}, None, WAYPOINT, None),
+    ("pod label, for workload", {}, {}, {USE: "waypoint"}, "workload", None, WAYPOINT),
+    ("pod label, for service only", {}, {}, {USE: "waypoint"}, "service", None, None),
+    ("service opts out", {USE: "waypoint"}, {USE: "none"}, {}, "all", None, WAYPOINT),
+    ("pod opts out", {USE: "waypoint"}, {}, {USE: "none"}, "all", WAYPOINT, None),
+    ("service label beats namespace", {USE: "waypoint"}, {USE: "other"}, {}, "all", OTHER, WAYPOINT),
+    ("pod label beats namespace", {USE: "waypoint"}, {}, {USE: "other"}, "all", WAYPOINT, OTHER),
+    ("service's waypoint unknown: no fallback", {USE: "waypoint"}, {USE: "missing"}, {}, "all", None, WAYPOINT),
+    ("service's waypoint not for services: no fallback", {USE: "other"}, {USE: "waypoint"}, {}, "workload",
+     None, OTHER),
+]
 
 
-async def test_other_gateway_classes_are_left_alone(api: ApiClient, controller: WaypointController) -> None:
-    await api.create(gateway("ingress", "istio"))
-    await api.create(gateway())
-    await programmed(api, "waypoint")
-    with pytest.raises(ApiError):
-        await api.get("apps/v1", "Deployment", "default", "ingress")
-    ingress = await api.get(GW, "Gateway", "default", "ingress")
-    assert not (ingress.get("status") or {}).get("addresses")
+@pytest.mark.parametrize("case, ns_labels, svc_labels, pod_labels, waypoint_for, svc_wp, pod_wp", PRECEDENCE,
+                         ids=[p[0] for p in PRECEDENCE])
+def test_enrollment_precedence(case, ns_labels, svc_labels, pod_labels, waypoint_for, svc_wp, pod_wp):
+    assert waypoints_of(cluster(ns_labels, svc_labels, pod_labels, waypoint_for)) == (svc_wp, pod_wp)
 
 
-async def test_deleting_the_gateway_removes_its_objects(api: ApiClient, controller: WaypointController) -> None:
-    await api.create(gateway())
-    await programmed(api, "waypoint")
-    await api.delete(GW, "Gateway", "default", "waypoint")
-
-    async def gone() -> bool:
-        for version, kind in (("v1", "Service"), ("apps/v1", "Deployment"), ("v1", "ServiceAccount")):
-            try:
-                await api.get(version, kind, "default", "waypoint")
-                return False
-            except ApiError as exc:
-                assert exc.code == 404
-        return True
-    await eventually(gone)
+SHARED = {"destination": "/10.96.9.9", "hboneMtlsPort": 15008}
 
 
-def test_waypoint_pods_fail_clearly_until_the_waypoint_proxy_is_emulated() -> None:
-    """proxyv2 has no stand-in program yet: the kubelet reports ErrImagePull naming the image."""
-    gw = {**gateway(), "metadata": {**gateway()["metadata"], "uid": "u1"}}
-    deployment = next(o for o in desired_objects(gw) if o["kind"] == "Deployment")
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    with pytest.raises(images.UnknownImage, match="docker.io/istio/proxyv2:1.24.0"):
-        images.argv_for(container, {})
+@pytest.mark.parametrize("allowed, ns_labels, expected", [
+    (None, {}, None),
+    ({"from": "Same"}, {}, None),
+    ({"from": "All"}, {}, SHARED),
+    ({"from": "Selector", "selector": {"matchLabels": {"mesh": "yes"}}}, {"mesh": "yes"}, SHARED),
+    ({"from": "Selector", "selector": {"matchLabels": {"mesh": "yes"}}}, {}, None),
+    ({"from": "Selector", "selector": {"matchExpressions": [{"key": "mesh", "operator": "Exists"}]}},
+     {"mesh": "no"}, SHARED),
+])
+def test_cross_namespace_waypoint(allowed, ns_labels, expected):
+    objs = [namespace("default", **{USE: "shared", "istio.io/use-waypoint-namespace": "infra"}, **ns_labels),
+            waypoint_gateway("shared", "infra", allowed=allowed), service("shared", "infra", "10.96.9.9"),
+            pod("app", labels={"app": "app"}), service("app", selector={"app": "app"})]
+    assert waypoints_of(objs)[0] == expected
+
+
+@pytest.mark.parametrize("addresses, expected", [
+    ([{"type": "IPAddress", "value": "10.96.7.7"},
+      {"type": "Hostname", "value": "waypoint.default.svc.cluster.local"}],
+     {"destination": "default/waypoint.default.svc.cluster.local", "hboneMtlsPort": 15008}),
+    ([{"type": "IPAddress", "value": "10.96.7.7"}], {"destination": "/10.96.7.7", "hboneMtlsPort": 15008}),
+    ([], None),
+    (None, None),
+])
+def test_address_without_a_service(addresses, expected):
+    objs = [namespace("default", **{USE: "waypoint"}), waypoint_gateway(addresses=addresses),
+            pod("app", labels={"app": "app"}), service("app", selector={"app": "app"})]
+    assert waypoints_of(objs)[0] == expected
+
+
+def test_service_address_wins_over_status():
+    objs = [namespace("default", **{USE: "waypoint"}),
+            waypoint_gateway(addresses=[{"type": "Hostname", "value": "waypoint.default.svc.cluster.local"}]),
+            service("waypoint", cluster_ip="10.96.0.30"),
+            pod("app", labels={"app": "app"}), service("app", selector={"app": "app"})]
+    assert waypoints_of(objs)[0] == WAYPOINT
+
+
+def test_waypoint_never_uses_itself():
+    objs = [namespace("default", **{USE: "waypoint"}), waypoint_gateway(waypoint_for="all"),
+            service("waypoint", cluster_ip="10.96.0.30",
+                    selector={"gateway.networking.k8s.io/gateway-name": "waypoint"}),
+            service("managed", cluster_ip="10.96.0.32",
+                    labels={"gateway.istio.io/managed": "istio.io-mesh-controller"}),
+            pod("waypoint-5f6d-abcde", labels={"gateway.networking.k8s.io/gateway-name": "waypoint",
+                                               "networking.istio.io/tunnel": "http"})]
+    cfg = config(*objs)
+    assert [("waypoint" in s) for s in cfg["services"]] == [False, False]
+    (wl,) = cfg["workloads"]
+    assert "waypoint" not in wl and wl["protocol"] == "HBONE"
+    assert cfg["services"][1]["endpoints"] == {"Kubernetes//Pod/default/waypoint-5f6d-abcde": {
+        "workloadUid": "Kubernetes//Pod/default/waypoint-5f6d-abcde", "port": {80: 8080}, "status": "Healthy"}}
+
+
+def test_only_the_waypoint_class_makes_waypoints():
+    gw = waypoint_gateway()
+    gw["spec"]["gatewayClassName"] = "istio"
+    objs = [namespace("default", **{USE: "waypoint"}), gw, service("waypoint", cluster_ip="10.96.0.30"),
+            pod("app", labels={"app": "app"}), service("app", selector={"app": "app"})]
+    assert waypoints_of(objs) == (None, None)
