@@ -4,7 +4,6 @@ no source spoofing: the client and the app share 127.0.0.1)."""
 
 from __future__ import annotations
 
-import logging
 import socket
 
 import pytest
@@ -13,43 +12,24 @@ import trio.testing
 
 from components.common.h2conn import CLIENT_CONFIG, ConnectionUnavailable, H2ClientConnection, serve_h2
 from components.common.tls import Identity
-from components.ztunnel import inbound, logs, outbound
+from components.ztunnel import inbound, outbound
 from components.ztunnel.certs import CertManager
 from components.ztunnel.config import Config
 from components.ztunnel.metrics import Metrics
 from components.ztunnel.proxy import ProxyInputs, WorkloadProxy
 from components.ztunnel.sockets import Netns
 from components.ztunnel.state import Store, WorkloadInfo
-from tests.unit.ztunnel_fixtures import allow_principal, config, workload
+from tests.unit.ztunnel_fixtures import allow_principal, captured_log, config, workload
 
 SLEEP_ID = Identity("cluster.local", "default", "sleep")
 LOCAL = workload("httpbin-1", "127.0.0.1", sa="httpbin")
 INFO = WorkloadInfo("httpbin-1", "default", "httpbin")
 
 
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-        self.setFormatter(logs.PlainFormatter())
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-    def find(self, *parts: str) -> list[str]:
-        return [line for line in self.lines if all(p in line for p in parts)]
-
-
 @pytest.fixture
 def lines():
-    handler = Lines()
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(level)
+    with captured_log() as handler:
+        yield handler
 
 
 def make_proxy(policies=()) -> WorkloadProxy:

@@ -5,7 +5,6 @@ carried over HBONE and authorized. Root only (unshare -n); everything stays in t
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 
@@ -14,7 +13,7 @@ import trio
 
 from components.common import pki
 from components.common.caclient import WorkloadCertificate
-from components.ztunnel import logs, sockets
+from components.ztunnel import sockets
 from components.ztunnel.app import HANDLERS
 from components.ztunnel.certs import CertManager
 from components.ztunnel.config import Config
@@ -22,6 +21,7 @@ from components.ztunnel.metrics import Metrics
 from components.ztunnel.proxy import ProxyInputs, WorkloadProxy
 from components.ztunnel.sockets import Netns
 from components.ztunnel.state import Store, WorkloadInfo
+from tests.unit.ztunnel_fixtures import captured_log
 from tests.unit.ztunnel_netns import Namespace, link, missing_tools
 
 pytestmark = pytest.mark.skipif(missing_tools() is not None, reason=missing_tools() or "")
@@ -65,29 +65,10 @@ def root_ca() -> pki.RootCA:
     return pki.RootCA.generate()
 
 
-class LogCapture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-        self.setFormatter(logs.PlainFormatter())
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-    def find(self, *parts: str) -> list[str]:
-        return [line for line in self.lines if all(p in line for p in parts)]
-
-
 @pytest.fixture
 def captured():
-    handler = LogCapture()
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(old_level)
+    with captured_log() as handler:
+        yield handler
 
 
 async def echo_server(netns: Netns, port: int, *, task_status=trio.TASK_STATUS_IGNORED) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from components.ztunnel import logs
 
 Obj = dict[str, Any]
 
@@ -40,3 +44,33 @@ def allow_principal(principal: str, *, name: str = "allow", namespace: str = "de
 def config(workloads: list[Obj] = (), services: list[Obj] = (), policies: list[Obj] = (), version: str = "1") -> Obj:
     return {"version": version, "workloads": list(workloads), "services": list(services),
             "policies": list(policies)}
+
+
+class LogLines(logging.Handler):
+    """ztunnel's log lines as formatted, kept for assertions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self.setFormatter(logs.PlainFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def find(self, *parts: str) -> list[str]:
+        return [line for line in self.lines if all(p in line for p in parts)]
+
+
+@contextmanager
+def captured_log() -> Iterator[LogLines]:
+    """Capture every INFO+ log line of the process for the duration of the block."""
+    handler = LogLines()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
