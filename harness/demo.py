@@ -47,7 +47,7 @@ def matches(pattern: str) -> Callable[[int, str], str | None]:
     return check
 
 
-POLICY = """apiVersion: security.istio.io/v1beta1
+SEED_002_POLICY = """apiVersion: security.istio.io/v1beta1
 kind: AuthorizationPolicy
 metadata:
  name: allow-sleep-to-httpbin
@@ -116,7 +116,7 @@ STEPS = [
          contains("<title>httpbin.org</title>", 'src.identity="spiffe://cluster.local/ns/ambient-demo/sa/notsleep"',
                   ":15008", 'dst.identity="spiffe://cluster.local/ns/ambient-demo/sa/httpbin"')),
     Step("An L4 policy: only the sleep identity may reach httpbin.",
-         "kubectl apply -n ambient-demo -f - <<END_OF_POLICY\n" + POLICY + "\nEND_OF_POLICY\n"
+         "kubectl apply -n ambient-demo -f - <<END_OF_POLICY\n" + SEED_002_POLICY + "\nEND_OF_POLICY\n"
          "istioctl ztunnel-config policies",
          contains("authorizationpolicy.security.istio.io/allow-sleep-to-httpbin created",
                   "allow-sleep-to-httpbin Allow  WorkloadSelector")),

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness import cni
 from harness.cluster import Cluster, Result
+from harness.demo import SEED_002_POLICY
 from harness.pytest_plugin import REPO, require_root
 from tests.e2e.capture import FIN, SYN, Packets, capture, tls_records
 
@@ -76,22 +77,6 @@ COMMIT
 # Completed on Sun Mar 17 12:20:18 2024
 """
 
-SEED_002_POLICY = """
-apiVersion: security.istio.io/v1beta1
-kind: AuthorizationPolicy
-metadata:
- name: allow-sleep-to-httpbin
-spec:
- selector:
-   matchLabels:
-     app: httpbin
- action: ALLOW
- rules:
- - from:
-   - source:
-       principals:
-       - cluster.local/ns/ambient-demo/sa/sleep
-"""
 
 IP_BLOCK_POLICY = """
 apiVersion: security.istio.io/v1

@@ -10,27 +10,12 @@ import pytest
 import trio
 
 from harness.cluster import Cluster
+from harness.demo import SEED_002_POLICY
 from harness.pytest_plugin import DEFAULT_TOPOLOGY
 
 pytestmark = pytest.mark.e2e
 NS = "ambient-demo"
 
-POLICY = """
-apiVersion: security.istio.io/v1beta1
-kind: AuthorizationPolicy
-metadata:
- name: allow-sleep-to-httpbin
-spec:
- selector:
-   matchLabels:
-     app: httpbin
- action: ALLOW
- rules:
- - from:
-   - source:
-       principals:
-       - cluster.local/ns/ambient-demo/sa/sleep
-"""
 
 
 @pytest.fixture
@@ -93,7 +78,7 @@ async def test_labelling_a_namespace_flips_its_workloads_to_hbone_within_a_secon
 
 
 async def test_authorization_policy_is_translated_and_removed(istio_cluster: Cluster) -> None:
-    (await istio_cluster.kubectl("apply", "-n", NS, "-f", "-", input=POLICY)).check()
+    (await istio_cluster.kubectl("apply", "-n", NS, "-f", "-", input=SEED_002_POLICY)).check()
     dump = await wait_config(istio_cluster, lambda c: any(p["name"] == "allow-sleep-to-httpbin" for p in c["policies"]), 5)
     policy = next(p for p in dump["config"]["policies"] if p["name"] == "allow-sleep-to-httpbin")
     assert policy["action"] == "Allow" and policy["scope"] == "WorkloadSelector"
