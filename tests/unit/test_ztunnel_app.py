@@ -4,7 +4,6 @@ warm-up), readiness, admin, metrics endpoints and shutdown."""
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 import trio
@@ -15,8 +14,7 @@ from components.ztunnel import admin
 from components.ztunnel.app import Ztunnel, address_delta
 from components.ztunnel.config import Config, parse_duration
 from components.ztunnel.state import ProxyState
-from tests.unit.test_ztunnel_proxy import Lines
-from tests.unit.ztunnel_fixtures import allow_principal, config, service, workload
+from tests.unit.ztunnel_fixtures import allow_principal, captured_log, config, service, workload
 
 
 def test_config_from_env_and_defaults():
@@ -42,14 +40,8 @@ def test_durations(text, seconds):
 
 @pytest.fixture
 def lines():
-    handler = Lines()
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(level)
+    with captured_log() as handler:
+        yield handler
 
 
 SLEEP = workload("sleep-1", "10.244.1.4", sa="sleep")
