@@ -43,6 +43,9 @@ WATCHED: tuple[Watched, ...] = (
     _watched("authorization_policies", "AuthorizationPolicy", "security.istio.io", status_is_input=False),
     _watched("peer_authentications", "PeerAuthentication", "security.istio.io", status_is_input=False),
     _watched("gateways", "Gateway", "gateway.networking.k8s.io"),
+    _watched("virtual_services", "VirtualService", "networking.istio.io", status_is_input=False),
+    _watched("destination_rules", "DestinationRule", "networking.istio.io", status_is_input=False),
+    _watched("http_routes", "HTTPRoute", "gateway.networking.k8s.io", status_is_input=False),
 )
 
 

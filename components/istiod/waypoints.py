@@ -17,15 +17,14 @@ import trio
 from components.common.apiclient import ApiClient, ApiError
 from components.istiod.status import rfc3339_now
 from components.istiod.translate.model import (
-    GATEWAY_MANAGED, GATEWAY_NAME, HBONE_PORT, MESH_CONTROLLER, WAYPOINT_CLASS,
+    GATEWAY_MANAGED, GATEWAY_NAME, HBONE_PORT, LEGACY_WAYPOINT_CLASS, MESH_CONTROLLER,
+    SERVICE_ACCOUNT_ANNOTATION, WAYPOINT_CLASS,
 )
 
 Obj = dict[str, Any]
 
 log = logging.getLogger("istiod.gateway")
 
-LEGACY_CLASS = "istio-mesh"
-SERVICE_ACCOUNT_ANNOTATION = "istio.io/service-account"
 PROXY_IMAGE = "docker.io/istio/proxyv2:1.24.0"
 GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
 RETRY_DELAY = 1.0
@@ -40,7 +39,7 @@ def _owner(gateway: Obj) -> Obj:
 def service_account_of(gateway: Obj) -> str:
     """The proxy's service account: the Gateway's name, or the annotated one for `istio-mesh`."""
     meta = gateway["metadata"]
-    if gateway.get("spec", {}).get("gatewayClassName") == LEGACY_CLASS:
+    if gateway.get("spec", {}).get("gatewayClassName") == LEGACY_WAYPOINT_CLASS:
         return (meta.get("annotations") or {}).get(SERVICE_ACCOUNT_ANNOTATION) or meta["name"]
     return meta["name"]
 
@@ -99,7 +98,7 @@ def desired_status(gateway: Obj, cluster_ip: str) -> Obj:
     conditions = [condition("Accepted", "Resource accepted"),
                   condition("Programmed", f"Resource programmed, assigned to service(s) "
                                           f"{name}.{namespace}.svc.cluster.local:{HBONE_PORT}")]
-    if gateway.get("spec", {}).get("gatewayClassName") == LEGACY_CLASS:
+    if gateway.get("spec", {}).get("gatewayClassName") == LEGACY_WAYPOINT_CLASS:
         conditions.append(condition("Ready", f'Deployed waypoint proxy to "{namespace}" namespace for '
                                              f'"{service_account_of(gateway)}" service account'))
     return {"conditions": conditions, "addresses": [{"type": "IPAddress", "value": cluster_ip}]}
@@ -122,7 +121,7 @@ def with_times(desired: Obj, current: Obj, stamp: str) -> Obj:
 
 
 def is_waypoint(gateway: Obj) -> bool:
-    return (gateway.get("spec") or {}).get("gatewayClassName") in (WAYPOINT_CLASS, LEGACY_CLASS)
+    return (gateway.get("spec") or {}).get("gatewayClassName") in (WAYPOINT_CLASS, LEGACY_WAYPOINT_CLASS)
 
 
 class WaypointController:

@@ -98,7 +98,7 @@ async def test_first_message_arrives_at_once_with_the_translated_workloads(api, 
     async with subscriber(istiod.xds_address) as receiver:
         first = receiver.messages[0]
     assert first["type"] == "ambient-config" and first["version"] == "1"
-    assert set(first) == {"version", "type", "workloads", "services", "policies"}
+    assert set(first) == {"version", "type", "workloads", "services", "policies", "l7"}
     found = workloads(first)
     assert set(found) == {"httpbin-1", "sleep-1"}
     assert found["httpbin-1"]["workloadIps"] == ["10.244.1.5"]

@@ -39,7 +39,7 @@ def bookinfo() -> list[dict]:
 
 def test_config_lists_are_sorted():
     cfg = build_config(Snapshot.from_objects(bookinfo()))
-    assert set(cfg) == {"workloads", "services", "policies"}
+    assert set(cfg) == {"workloads", "services", "policies", "l7"}
     assert [w["name"] for w in cfg["workloads"]] == ["productpage-1", "reviews-1", "sleep-1"]
     assert [s["name"] for s in cfg["services"]] == ["productpage", "reviews", "waypoint"]
     assert [(p["namespace"], p["name"]) for p in cfg["policies"]] == [
@@ -89,7 +89,8 @@ def test_translation_does_not_touch_its_input():
 
 
 def test_empty_snapshot():
-    assert build_config(Snapshot()) == {"workloads": [], "services": [], "policies": []}
+    assert build_config(Snapshot()) == {"workloads": [], "services": [], "policies": [],
+                                        "l7": {"policies": [], "routes": []}}
     assert build_policy_status(Snapshot()) == []
 
 

@@ -25,6 +25,9 @@ DRY_RUN = "istio.io/dry-run"
 WORKLOAD_NAME = "service.istio.io/workload-name"
 
 WAYPOINT_CLASS = "istio-waypoint"
+# Seed 001's early form: class `istio-mesh`, a waypoint for the workloads of one service account.
+LEGACY_WAYPOINT_CLASS = "istio-mesh"
+SERVICE_ACCOUNT_ANNOTATION = "istio.io/service-account"
 MESH_CONTROLLER = "istio.io-mesh-controller"
 HBONE_PORT = 15008
 
@@ -40,6 +43,9 @@ class Snapshot:
     authorization_policies: tuple[Obj, ...] = ()
     peer_authentications: tuple[Obj, ...] = ()
     gateways: tuple[Obj, ...] = ()
+    virtual_services: tuple[Obj, ...] = ()
+    destination_rules: tuple[Obj, ...] = ()
+    http_routes: tuple[Obj, ...] = ()
     root_namespace: str = "istio-system"
     cluster_id: str = "Kubernetes"
     trust_domain: str = "cluster.local"
@@ -63,7 +69,8 @@ class Snapshot:
 _FIELD_OF_KIND = {
     "Namespace": "namespaces", "Pod": "pods", "Service": "services", "Endpoints": "endpoints",
     "AuthorizationPolicy": "authorization_policies", "PeerAuthentication": "peer_authentications",
-    "Gateway": "gateways",
+    "Gateway": "gateways", "VirtualService": "virtual_services", "DestinationRule": "destination_rules",
+    "HTTPRoute": "http_routes",
 }
 
 

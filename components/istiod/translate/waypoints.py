@@ -1,14 +1,19 @@
-"""Waypoints (Gateways of class `istio-waypoint`) and which services and pods send through them."""
+"""Waypoints (Gateways of class `istio-waypoint`) and which services and pods send through them.
+
+Seed 001's early form (class `istio-mesh`, annotation `istio.io/service-account`) is a waypoint for
+the workloads running as that service account: their pods' traffic and the traffic of Services
+whose endpoints all run as it go through it, with no `use-waypoint` label, as early ambient did.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 from components.istiod.translate.model import (
-    GATEWAY_MANAGED, GATEWAY_NAME, HBONE_PORT, MESH_CONTROLLER, USE_WAYPOINT, USE_WAYPOINT_NAMESPACE,
-    WAYPOINT_CLASS, WAYPOINT_FOR, Index, Obj, labels_of, matches_label_selector, name_of,
-    namespace_of, spec_of,
+    GATEWAY_MANAGED, GATEWAY_NAME, HBONE_PORT, LEGACY_WAYPOINT_CLASS, MESH_CONTROLLER,
+    SERVICE_ACCOUNT_ANNOTATION, USE_WAYPOINT, USE_WAYPOINT_NAMESPACE, WAYPOINT_CLASS, WAYPOINT_FOR,
+    Index, Obj, annotations_of, labels_of, matches_label_selector, name_of, namespace_of, spec_of,
 )
 
 EAST_WEST_CONTROLLER = "istio.io-eastwest-controller"
@@ -24,6 +29,7 @@ class Waypoint:
     address: Obj                 # ztunnel's GatewayAddress
     allowed_from: str            # the HBONE listener's allowedRoutes.namespaces.from
     allowed_selector: Obj | None
+    service_account: str | None = None   # the early form's: the workloads it is for
 
     def accepts(self, namespace: str, namespace_labels: Mapping[str, str]) -> bool:
         """Whether objects of `namespace` may use this waypoint (Gateway API allowedRoutes)."""
@@ -38,6 +44,10 @@ class Waypoint:
 class Waypoints:
     ready: dict[tuple[str, str], Waypoint]     # usable waypoints by (namespace, name)
     gateways: frozenset[tuple[str, str]]       # every waypoint Gateway, ready or not
+    by_service_account: dict[tuple[str, str], Waypoint] = field(default_factory=dict)  # early form
+
+    def for_service_account(self, namespace: str, service_account: str) -> Waypoint | None:
+        return self.by_service_account.get((namespace, service_account))
 
 
 def collect_waypoints(index: Index) -> Waypoints:
@@ -47,19 +57,27 @@ def collect_waypoints(index: Index) -> Waypoints:
     (set when its deployment is ready). The address is the ClusterIP of the Service the waypoint
     controller creates under the Gateway's name, else a status address (hostname preferred).
     """
-    gateways = [g for g in index.snapshot.gateways if spec_of(g).get("gatewayClassName") == WAYPOINT_CLASS]
+    gateways = [g for g in index.snapshot.gateways
+                if spec_of(g).get("gatewayClassName") in (WAYPOINT_CLASS, LEGACY_WAYPOINT_CLASS)]
     ready: dict[tuple[str, str], Waypoint] = {}
+    by_service_account: dict[tuple[str, str], Waypoint] = {}
     for gateway in gateways:
         address = _address(gateway, index)
         if address is None:
             continue
         allowed = _hbone_allowed_namespaces(gateway)
         ns, name = namespace_of(gateway), name_of(gateway)
+        if spec_of(gateway).get("gatewayClassName") == LEGACY_WAYPOINT_CLASS:
+            account = annotations_of(gateway).get(SERVICE_ACCOUNT_ANNOTATION) or name
+            by_service_account[(ns, account)] = Waypoint(
+                namespace=ns, name=name, traffic_type="all", address=address, allowed_from="Same",
+                allowed_selector=None, service_account=account)
+            continue
         ready[(ns, name)] = Waypoint(
             namespace=ns, name=name, traffic_type=labels_of(gateway).get(WAYPOINT_FOR, "service"),
             address=address, allowed_from=allowed.get("from") or "Same",
             allowed_selector=allowed.get("selector"))
-    return Waypoints(ready, frozenset((namespace_of(g), name_of(g)) for g in gateways))
+    return Waypoints(ready, frozenset((namespace_of(g), name_of(g)) for g in gateways), by_service_account)
 
 
 def _address(gateway: Obj, index: Index) -> Obj | None:
@@ -137,5 +155,14 @@ def workload_waypoint(pod: Obj, index: Index, waypoints: Waypoints) -> Waypoint 
     if instance_of is not None and (namespace_of(pod), instance_of) in waypoints.gateways:
         return None
     waypoint = _target_waypoint(pod, index, waypoints)
-    return waypoint if waypoint is not None and waypoint.traffic_type in WORKLOAD_TRAFFIC else None
+    if waypoint is not None and waypoint.traffic_type in WORKLOAD_TRAFFIC:
+        return waypoint
+    return waypoints.for_service_account(namespace_of(pod), spec_of(pod).get("serviceAccountName") or "default")
+
+
+def legacy_service_waypoint(service: Obj, endpoint_accounts: set[str], waypoints: Waypoints) -> Waypoint | None:
+    """The early form's waypoint for a Service whose endpoints all run as its service account."""
+    if len(endpoint_accounts) != 1 or (namespace_of(service), name_of(service)) in waypoints.gateways:
+        return None
+    return waypoints.for_service_account(namespace_of(service), next(iter(endpoint_accounts)))
 
