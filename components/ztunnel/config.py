@@ -32,7 +32,6 @@ HANDSHAKE_TIMEOUT = 10.0           # TLS and the CONNECT exchange, each
 LOCAL_WORKLOAD_WAIT = 5.0          # how long a proxy waits for its pod in istiod's config
 DRAIN_DEADLINE = 5.0               # CONNECTION_TERMINATION_DEADLINE
 POOL_MAX_STREAMS = 100             # POOL_MAX_STREAMS_PER_CONNECTION
-POOL_IDLE_TIMEOUT = 300.0          # POOL_UNUSED_RELEASE_TIMEOUT
 PROXY_RETRY_INTERVAL = 5.0         # a pod whose proxy failed to start is retried this often
 ZDS_BACKOFF_INITIAL = 0.01
 ZDS_BACKOFF_MAX = 15.0

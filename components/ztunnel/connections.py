@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import trio
 
 from components.ztunnel import logs, rbac
-from components.ztunnel.sockets import format_address
+from components.common.addresses import format_address
 from components.ztunnel.state import ProxyState, Workload
 
 

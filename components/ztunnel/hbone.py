@@ -14,7 +14,7 @@ import ipaddress
 import secrets
 from dataclasses import dataclass
 
-from components.ztunnel.sockets import Address, format_address
+from components.common.addresses import Address, format_address
 from components.ztunnel.state import Service, Workload
 
 Headers = list[tuple[str, str]]

@@ -33,7 +33,7 @@ from components.ztunnel.metrics import DESTINATION, MUTUAL_TLS, labels_for
 from components.ztunnel.proxy import WorkloadProxy
 from components.ztunnel.relay import relay
 from components.ztunnel.results import CONNECT, DENY, ConnectionResult, ProxyError
-from components.ztunnel.sockets import Address, format_address
+from components.common.addresses import Address, format_address
 from components.ztunnel.state import ProxyState, Service, Workload, WorkloadInfo
 
 log = logging.getLogger("components.ztunnel.proxy.inbound")

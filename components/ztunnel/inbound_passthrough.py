@@ -18,7 +18,7 @@ from components.ztunnel.metrics import DESTINATION, UNKNOWN, labels_for
 from components.ztunnel.proxy import WorkloadProxy
 from components.ztunnel.relay import relay
 from components.ztunnel.results import CONNECT, DENY, ConnectionResult, ProxyError
-from components.ztunnel.sockets import format_address
+from components.common.addresses import format_address
 
 
 async def handle(proxy: WorkloadProxy, stream: trio.SocketStream) -> None:

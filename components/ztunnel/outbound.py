@@ -19,11 +19,11 @@ from components.common.h2conn import H2Stream
 from components.ztunnel import hbone, logs, routing, sockets
 from components.ztunnel.config import HANDSHAKE_TIMEOUT
 from components.ztunnel.metrics import MUTUAL_TLS, SOURCE, UNKNOWN, labels_for
-from components.ztunnel.pool import PoolKey
+from components.common.hbonepool import PoolKey
 from components.ztunnel.proxy import WorkloadProxy
 from components.ztunnel.relay import relay
 from components.ztunnel.results import H2_HANDSHAKE_FAILURE, ConnectionResult, ProxyError
-from components.ztunnel.sockets import Address, format_address
+from components.common.addresses import Address, format_address
 from components.ztunnel.state import Workload
 
 log = logging.getLogger("components.ztunnel.proxy.outbound")

@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
+from components.common.addresses import format_address
 from components.common.h2conn import CLIENT_CONFIG, H2ClientConnection
 from components.common.tls import TLSError, tls_connect
 from components.ztunnel import logs, sockets
@@ -29,7 +30,7 @@ from components.ztunnel.config import (
 )
 from components.ztunnel.connections import ConnectionManager
 from components.ztunnel.metrics import Metrics
-from components.ztunnel.pool import HbonePool, PoolKey
+from components.common.hbonepool import HbonePool, PoolKey
 from components.ztunnel.results import IDENTITY_ERROR, NETWORK_POLICY, TLS_FAILURE, ProxyError
 from components.ztunnel.sockets import Netns
 from components.ztunnel.state import Store, Workload, WorkloadInfo
@@ -96,7 +97,7 @@ class WorkloadProxy:
             self.stop_listening()
             raise
         for component, bind_host, port, transparent in specs:
-            address = sockets.format_address((bind_host, port))
+            address = format_address((bind_host, port))
             if component == "socks5":
                 # ztunnel's socks5 listener line has no `transparent` field (seed 002).
                 logs.emit(logs.Event(logging.INFO, logs.SOCKS5, "listener established",

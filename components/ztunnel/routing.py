@@ -24,7 +24,7 @@ from typing import Sequence
 
 from components.common.tls import Identity, IdentityError
 from components.ztunnel.config import ILLEGAL_PORTS, INBOUND_PORT
-from components.ztunnel.sockets import Address, format_address
+from components.common.addresses import Address, format_address
 from components.ztunnel.state import HBONE, TCP, Endpoint, ProxyState, Service, Workload
 
 DIRECT = "Direct"

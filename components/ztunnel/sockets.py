@@ -19,6 +19,7 @@ from typing import ContextManager, Iterator
 import trio
 
 from components.common import netns as netns_mod
+from components.common.addresses import Address
 from components.ztunnel.config import CONNECT_TIMEOUT, INPOD_MARK, LISTEN_BACKLOG
 
 SO_ORIGINAL_DST = 80            # netfilter's, at SOL_IP (and IP6T_SO_ORIGINAL_DST at SOL_IPV6)
@@ -31,7 +32,6 @@ KEEPALIVE_TIME = 180
 KEEPALIVE_INTERVAL = 180
 KEEPALIVE_RETRIES = 9
 
-Address = tuple[str, int]
 
 
 def canonical_ip(ip: str) -> str:
@@ -48,12 +48,6 @@ def canonical_ip(ip: str) -> str:
 def canonical(address: tuple) -> Address:
     """(ip, port) from any sockaddr tuple, IPv4-mapped addresses unmapped."""
     return canonical_ip(address[0]), int(address[1])
-
-
-def format_address(address: Address) -> str:
-    """`ip:port`, IPv6 in brackets, as Rust's SocketAddr displays."""
-    ip, port = address
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def parse_original_dst(raw: bytes) -> Address:

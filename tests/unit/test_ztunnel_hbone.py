@@ -9,6 +9,7 @@ import socket
 
 import pytest
 
+from components.common.addresses import format_address
 from components.ztunnel import hbone, sockets
 from components.ztunnel.inbound import InboundRejected, build_inbound_request, guess_inbound_service
 from components.ztunnel.state import ProxyState, Service, Workload, WorkloadInfo
@@ -172,5 +173,5 @@ def test_original_dst_falls_back_to_the_local_address():
 def test_canonical_and_format():
     assert sockets.canonical(("::ffff:10.0.0.1", 80, 0, 0)) == ("10.0.0.1", 80)
     assert sockets.canonical_ip("fd00::1") == "fd00::1"
-    assert sockets.format_address(("fd00::1", 80)) == "[fd00::1]:80"
-    assert sockets.format_address(("10.0.0.1", 80)) == "10.0.0.1:80"
+    assert format_address(("fd00::1", 80)) == "[fd00::1]:80"
+    assert format_address(("10.0.0.1", 80)) == "10.0.0.1:80"

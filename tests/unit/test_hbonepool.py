@@ -7,7 +7,7 @@ import trio.testing
 
 from components.common.h2conn import CLIENT_CONFIG, H2ClientConnection, H2ServerConnection, serve_h2
 from components.common.tls import Identity
-from components.ztunnel.pool import HbonePool, PoolKey
+from components.common.hbonepool import HbonePool, PoolKey
 
 SLEEP = Identity("cluster.local", "default", "sleep")
 HTTPBIN = Identity("cluster.local", "default", "httpbin")

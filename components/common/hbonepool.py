@@ -1,4 +1,5 @@
-"""Pooled HBONE connections (ztunnel's `WorkloadHBONEPool`), one pool per pod proxy.
+"""Pooled HBONE connections (ztunnel's `WorkloadHBONEPool`): one pool per ztunnel pod proxy, one
+per waypoint.
 
 Connections are keyed by (source identity, expected destination identities, destination
 `ip:15008`, source IP): the source IP is part of the key because the source is spoofed, so
@@ -17,14 +18,14 @@ from typing import Awaitable, Callable
 import trio
 
 from components.common.h2conn import ConnectionUnavailable, H2ClientConnection, H2Stream
+from components.common.addresses import Address, format_address
 from components.common.tls import Identity
-from components.ztunnel.config import POOL_IDLE_TIMEOUT
-from components.ztunnel.sockets import Address, format_address
 
 log = logging.getLogger("ztunnel.pool")
 
 Headers = list[tuple[str, str]]
 SWEEP_INTERVAL = 10.0
+POOL_IDLE_TIMEOUT = 300.0          # ztunnel's POOL_UNUSED_RELEASE_TIMEOUT
 
 
 @dataclass(frozen=True)
