@@ -50,6 +50,8 @@ IMAGES: tuple[Image, ...] = (
         "--zds-socket", "/var/run/ztunnel/ztunnel.sock", "--plugin-socket", "/var/run/istio-cni/pluginevent.sock",
         "--cni-conf-dir", "/etc/cni/net.d")),
     Image(r"(istio|istio-release)/ztunnel", _component("components.ztunnel")),
+    # proxyv2 runs `pilot-agent proxy waypoint|router ...` (args from the Deployment).
+    Image(r"(istio|istio-release)/proxyv2", _component("components.waypoint")),
     # Cluster add-ons.
     Image(r"kube-proxy", _component("components.kube_proxy", "--api", "$(AMBIENT_APISERVER)",
                                     "--node", "$(NODE_NAME)")),

@@ -233,6 +233,17 @@ def _request_event(method: str, target: str, host: str, headers: list[tuple[str,
     return h11.Request(method=method, target=target, headers=all_headers)
 
 
+async def _send_request(conn: h11.Connection, sock: trio.abc.Stream, event: h11.Request, body: bytes) -> h11.Response:
+    await _send(conn, sock, event)
+    if body:
+        await _send(conn, sock, h11.Data(data=body))
+    await _send(conn, sock, h11.EndOfMessage())
+    response = await _receive_event(conn, sock)
+    if not isinstance(response, h11.Response):
+        raise HTTPError(f"unexpected response event {type(response).__name__}")
+    return response
+
+
 @asynccontextmanager
 async def stream(address: str, method: str, target: str, *, headers: list[tuple[str, str]] | None = None,
                  body: bytes = b"", host: str = "localhost"
@@ -241,13 +252,7 @@ async def stream(address: str, method: str, target: str, *, headers: list[tuple[
     conn = h11.Connection(h11.CLIENT)
     sock = await connect(address)
     try:
-        await _send(conn, sock, _request_event(method, target, host, headers, body))
-        if body:
-            await _send(conn, sock, h11.Data(data=body))
-        await _send(conn, sock, h11.EndOfMessage())
-        event = await _receive_event(conn, sock)
-        if not isinstance(event, h11.Response):
-            raise HTTPError(f"unexpected response event {type(event).__name__}")
+        event = await _send_request(conn, sock, _request_event(method, target, host, headers, body), body)
 
         async def chunks() -> AsyncIterator[bytes]:
             while True:
@@ -264,6 +269,23 @@ async def stream(address: str, method: str, target: str, *, headers: list[tuple[
         raise HTTPError(str(exc)) from exc
     finally:
         await trio.aclose_forcefully(sock)
+
+
+async def exchange(sock: trio.abc.Stream, method: str, target: str, headers: list[tuple[str, str]],
+                   body: bytes = b"") -> Response:
+    """One request on an open stream (a proxy's upstream tunnel), with the caller's headers as
+    they are (they carry Host; Content-Length is set here); the whole response comes back."""
+    conn = h11.Connection(h11.CLIENT)
+    framing = {"content-length", "transfer-encoding"}
+    sent = [(k, v) for k, v in headers if k.lower() not in framing]
+    if body or method in ("POST", "PUT", "PATCH"):
+        sent.append(("content-length", str(len(body))))
+    try:
+        event = await _send_request(conn, sock, h11.Request(method=method, target=target, headers=sent), body)
+        data = await _read_body(conn, sock)
+    except h11.ProtocolError as exc:
+        raise HTTPError(str(exc)) from exc
+    return Response(event.status_code, _decode_headers(event.headers), data)
 
 
 async def request(address: str, method: str, target: str, *, headers: list[tuple[str, str]] | None = None,

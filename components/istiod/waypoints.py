@@ -28,6 +28,12 @@ log = logging.getLogger("istiod.gateway")
 PROXY_IMAGE = "docker.io/istio/proxyv2:1.24.0"
 GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
 RETRY_DELAY = 1.0
+# The proxy's CA token (audience istio-ca) and the mesh root, as istiod's waypoint template mounts them.
+PROXY_VOLUMES = [
+    {"name": "istio-token", "projected": {"sources": [
+        {"serviceAccountToken": {"audience": "istio-ca", "expirationSeconds": 43200, "path": "istio-token"}}]}},
+    {"name": "istiod-ca-cert", "configMap": {"name": "istio-ca-root-cert"}},
+]
 
 
 def _owner(gateway: Obj) -> Obj:
@@ -61,8 +67,16 @@ def desired_objects(gateway: Obj) -> list[Obj]:
                  "--proxyComponentLogLevel", "misc:error", "--log_output_level", "default:info"],
         "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                 {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "INSTANCE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
                 {"name": "SERVICE_ACCOUNT", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}},
-                {"name": "ISTIO_META_SERVICE_ACCOUNT", "value": account}],
+                {"name": "ISTIO_META_SERVICE_ACCOUNT", "value": account},
+                {"name": "ISTIO_META_CLUSTER_ID", "value": "Kubernetes"},
+                {"name": "TRUST_DOMAIN", "value": "cluster.local"},
+                {"name": "CA_ADDR", "value": "istiod.istio-system.svc:15012"},
+                {"name": "XDS_ADDRESS", "value": "istiod.istio-system.svc:15010"}],
+        "volumeMounts": [{"name": "istio-token", "mountPath": "/var/run/secrets/tokens"},
+                         {"name": "istiod-ca-cert", "mountPath": "/var/run/secrets/istio"}],
         "ports": [{"name": "metrics", "containerPort": 15020, "protocol": "TCP"},
                   {"name": "status-port", "containerPort": 15021, "protocol": "TCP"},
                   {"name": "http-envoy-prom", "containerPort": 15090, "protocol": "TCP"}],
@@ -76,7 +90,7 @@ def desired_objects(gateway: Obj) -> list[Obj]:
         "spec": {"replicas": 1, "selector": {"matchLabels": {GATEWAY_NAME: name}},
                  "template": {"metadata": {"labels": pod_labels},
                               "spec": {"serviceAccountName": account, "terminationGracePeriodSeconds": 2,
-                                       "containers": [container]}}}})
+                                       "containers": [container], "volumes": PROXY_VOLUMES}}}})
     objects.append({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, **owned},
         "spec": {"type": "ClusterIP", "selector": {GATEWAY_NAME: name},
