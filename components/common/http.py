@@ -9,6 +9,7 @@ hands the body over as it arrives, for watches.
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 import urllib.parse
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -131,6 +132,14 @@ async def _read_body(conn: h11.Connection, stream: trio.abc.Stream) -> bytes:
             raise HTTPError(f"unexpected event {type(event).__name__}")
 
 
+def _reason(status: int) -> bytes:
+    """The standard reason phrase (`200 OK`), empty for a code without one."""
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
 def _with_default_headers(response: Response) -> list[tuple[str, str]]:
     headers = list(response.headers)
     names = {k.lower() for k, _ in headers}
@@ -161,7 +170,7 @@ async def serve_connection(stream: trio.abc.Stream, handler: Handler, client: An
             request = Request(event.method.decode(), event.target.decode("latin-1"),
                               _decode_headers(event.headers), body, client)
             response = await handler(request)
-            await _send(conn, stream, h11.Response(status_code=response.status,
+            await _send(conn, stream, h11.Response(status_code=response.status, reason=_reason(response.status),
                                                    headers=_with_default_headers(response)))
             if request.method != "HEAD":
                 if response.stream is not None:

@@ -1,16 +1,16 @@
 """The waypoint's request telemetry: Istio's standard HTTP metrics with `reporter="waypoint"`
 (served on 15020 at /stats/prometheus) and Envoy's access-log line for each request.
 
-Labels are those of Istio's stats plugin for HTTP (istio.io reference/config/metrics); an unknown
-peer value is `unknown`. Durations are in milliseconds with Envoy's default histogram buckets.
+Labels are those of Istio's stats plugin for HTTP (istio.io reference/config/metrics), in the
+order Envoy prints them; an unknown peer value is `unknown`. Durations are in milliseconds with
+Envoy's default histogram buckets. The text is Envoy's `/stats/prometheus`: `# TYPE` lines, no
+HELP, integer counters.
 """
 
 from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from components.waypoint.mesh import Service, Workload
 
@@ -95,26 +95,57 @@ def metric_labels(exchange: Exchange) -> dict[str, str]:
     }
 
 
-class Metrics:
+class _Histogram:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter("istio_requests", "Total requests", LABELS, registry=self.registry)
-        self.duration = Histogram("istio_request_duration_milliseconds", "Request duration", LABELS,
-                                  buckets=ENVOY_BUCKETS, registry=self.registry)
-        self.request_bytes = Histogram("istio_request_bytes", "Request size", LABELS, buckets=ENVOY_BUCKETS,
-                                       registry=self.registry)
-        self.response_bytes = Histogram("istio_response_bytes", "Response size", LABELS, buckets=ENVOY_BUCKETS,
-                                        registry=self.registry)
+        self.buckets = [0] * len(ENVOY_BUCKETS)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        for i, bound in enumerate(ENVOY_BUCKETS):
+            if value <= bound:
+                self.buckets[i] += 1
+        self.total += value
+        self.count += 1
+
+
+def _label_text(labels: tuple[str, ...], extra: str = "") -> str:
+    pairs = [f'{name}="{value}"' for name, value in zip(LABELS, labels)]
+    return "{" + ",".join(pairs + ([extra] if extra else [])) + "}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.3f}".rstrip("0")
+
+
+class Metrics:
+    HISTOGRAMS = ("istio_request_bytes", "istio_request_duration_milliseconds", "istio_response_bytes")
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, ...], int] = {}
+        self.histograms: dict[str, dict[tuple[str, ...], _Histogram]] = {name: {} for name in self.HISTOGRAMS}
 
     def record(self, exchange: Exchange) -> None:
-        labels = metric_labels(exchange)
-        self.requests.labels(**labels).inc()
-        self.duration.labels(**labels).observe(exchange.duration_ms)
-        self.request_bytes.labels(**labels).observe(exchange.bytes_received)
-        self.response_bytes.labels(**labels).observe(exchange.bytes_sent)
+        labels = tuple(metric_labels(exchange)[name] for name in LABELS)
+        self.requests[labels] = self.requests.get(labels, 0) + 1
+        for name, value in (("istio_request_bytes", exchange.bytes_received),
+                            ("istio_request_duration_milliseconds", exchange.duration_ms),
+                            ("istio_response_bytes", exchange.bytes_sent)):
+            self.histograms[name].setdefault(labels, _Histogram()).observe(value)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        lines = ["# TYPE istio_requests_total counter"]
+        lines += [f"istio_requests_total{_label_text(labels)} {count}" for labels, count in self.requests.items()]
+        for name in self.HISTOGRAMS:
+            lines.append(f"# TYPE {name} histogram")
+            for labels, histogram in self.histograms[name].items():
+                bounds = [_number(b) for b in ENVOY_BUCKETS] + ["+Inf"]
+                for bound, count in zip(bounds, histogram.buckets + [histogram.count]):
+                    le = 'le="' + bound + '"'
+                    lines.append(f"{name}_bucket{_label_text(labels, le)} {count}")
+                lines.append(f"{name}_sum{_label_text(labels)} {_number(histogram.total)}")
+                lines.append(f"{name}_count{_label_text(labels)} {histogram.count}")
+        return ("\n".join(lines) + "\n").encode()
 
 
 def _quoted(value: str) -> str:

@@ -118,10 +118,18 @@ async def test_deleting_the_gateway_removes_its_objects(api: ApiClient, controll
     await eventually(gone)
 
 
-def test_waypoint_pods_fail_clearly_until_the_waypoint_proxy_is_emulated() -> None:
-    """proxyv2 has no stand-in program yet: the kubelet reports ErrImagePull naming the image."""
+def test_waypoint_pods_run_the_waypoint_proxy_as_pilot_agent_would() -> None:
+    """proxyv2 runs components.waypoint with the Deployment's `proxy waypoint` arguments, and the
+    pod gets what the proxy needs from the cluster: its CA token and the mesh root."""
     gw = {**gateway(), "metadata": {**gateway()["metadata"], "uid": "u1"}}
     deployment = next(o for o in desired_objects(gw) if o["kind"] == "Deployment")
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    with pytest.raises(images.UnknownImage, match="docker.io/istio/proxyv2:1.24.0"):
-        images.argv_for(container, {})
+    pod_spec = deployment["spec"]["template"]["spec"]
+    container = pod_spec["containers"][0]
+    argv = images.argv_for(container, {"POD_NAMESPACE": "default"})
+    assert argv[1:5] == ["-m", "components.waypoint", "proxy", "waypoint"]
+    assert "--serviceCluster" in argv and argv[argv.index("--serviceCluster") + 1].endswith(".default")
+    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    token = volumes["istio-token"]["projected"]["sources"][0]["serviceAccountToken"]
+    assert token["audience"] == "istio-ca"
+    assert volumes["istiod-ca-cert"]["configMap"]["name"] == "istio-ca-root-cert"
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/var/run/secrets/tokens", "/var/run/secrets/istio"}
