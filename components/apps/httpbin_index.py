@@ -23,6 +23,7 @@ ENDPOINTS = (
     ("/bytes/{n}", "Returns n random bytes generated with given seed."),
     ("/stream/{n}", "Stream n JSON responses."),
     ("/uuid", "Return a UUID4."),
+    ("/hostname", "Returns the name of the host serving the request."),
     ("/response-headers", "Returns a set of response headers from the query string."),
     ("/redirect/{n}", "302 Redirects n times."),
 )

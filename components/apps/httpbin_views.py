@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import socket
 import uuid
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -105,6 +106,11 @@ async def view_index(request: Request) -> Response:
 
 async def view_ip(request: Request) -> Response:
     return jsonify({"origin": origin(request)})
+
+
+async def view_hostname(request: Request) -> Response:
+    """go-httpbin's /hostname: which pod answered."""
+    return jsonify({"hostname": socket.gethostname()})
 
 
 async def view_uuid(request: Request) -> Response:
@@ -230,6 +236,7 @@ ROUTES: tuple[Route, ...] = (
     _route(r"/", ("GET",), view_index),
     _route(r"/ip", ("GET",), view_ip),
     _route(r"/uuid", ("GET",), view_uuid),
+    _route(r"/hostname", ("GET",), view_hostname),
     _route(r"/headers", ("GET",), view_headers),
     _route(r"/user-agent", ("GET",), view_user_agent),
     _route(r"/get", ("GET",), view_get),
