@@ -16,6 +16,7 @@ import trio
 
 from components.common.apiclient import ApiClient, ApiError
 from components.istiod.status import rfc3339_now
+from components.istiod.translate.waypoints import proxy_name
 from components.istiod.translate.model import (
     GATEWAY_MANAGED, GATEWAY_NAME, HBONE_PORT, LEGACY_WAYPOINT_CLASS, MESH_CONTROLLER,
     SERVICE_ACCOUNT_ANNOTATION, WAYPOINT_CLASS,
@@ -53,9 +54,9 @@ def service_account_of(gateway: Obj) -> str:
 def desired_objects(gateway: Obj) -> list[Obj]:
     """What istiod's deployment controller renders for one waypoint Gateway."""
     meta = gateway["metadata"]
-    name, namespace = meta["name"], meta["namespace"]
+    gateway_name, namespace, name = meta["name"], meta["namespace"], proxy_name(gateway)
     account = service_account_of(gateway)
-    labels = {GATEWAY_MANAGED: MESH_CONTROLLER, GATEWAY_NAME: name, "istio.io/gateway-name": name}
+    labels = {GATEWAY_MANAGED: MESH_CONTROLLER, GATEWAY_NAME: gateway_name, "istio.io/gateway-name": gateway_name}
     owned = {"namespace": namespace, "labels": labels, "ownerReferences": [_owner(gateway)]}
     pod_labels = {**labels, "istio.io/dataplane-mode": "none", "networking.istio.io/tunnel": "http",
                   "sidecar.istio.io/inject": "false", "service.istio.io/canonical-name": name,
@@ -71,6 +72,7 @@ def desired_objects(gateway: Obj) -> list[Obj]:
                 {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
                 {"name": "SERVICE_ACCOUNT", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}},
                 {"name": "ISTIO_META_SERVICE_ACCOUNT", "value": account},
+                {"name": "GATEWAY_NAME", "value": gateway_name},
                 {"name": "ISTIO_META_CLUSTER_ID", "value": "Kubernetes"},
                 {"name": "TRUST_DOMAIN", "value": "cluster.local"},
                 {"name": "CA_ADDR", "value": "istiod.istio-system.svc:15012"},
@@ -87,13 +89,13 @@ def desired_objects(gateway: Obj) -> list[Obj]:
         objects.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, **owned}})
     objects.append({
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, **owned},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {GATEWAY_NAME: name}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {GATEWAY_NAME: gateway_name}},
                  "template": {"metadata": {"labels": pod_labels},
                               "spec": {"serviceAccountName": account, "terminationGracePeriodSeconds": 2,
                                        "containers": [container], "volumes": PROXY_VOLUMES}}}})
     objects.append({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, **owned},
-        "spec": {"type": "ClusterIP", "selector": {GATEWAY_NAME: name},
+        "spec": {"type": "ClusterIP", "selector": {GATEWAY_NAME: gateway_name},
                  "ports": [{"name": "status-port", "port": 15021, "protocol": "TCP", "appProtocol": "tcp"},
                            {"name": "mesh", "port": HBONE_PORT, "protocol": "TCP", "appProtocol": "all"}]}})
     return objects
@@ -102,7 +104,7 @@ def desired_objects(gateway: Obj) -> list[Obj]:
 def desired_status(gateway: Obj, cluster_ip: str) -> Obj:
     """The Gateway's status once its Service exists: istiod's conditions and the Service's address."""
     meta = gateway["metadata"]
-    name, namespace = meta["name"], meta["namespace"]
+    name, namespace = proxy_name(gateway), meta["namespace"]
     generation = meta.get("generation", 1)
 
     def condition(kind: str, message: str) -> Obj:

@@ -141,7 +141,7 @@ class WaypointProxy:
     def _uses_us(self, gateway: dict | None) -> bool:
         if gateway is None:
             return False
-        return gateway.get("destination") in self.mesh.addresses_of(self.settings.namespace, self.settings.gateway_name)
+        return gateway.get("destination") in self.mesh.addresses_of(self.settings.namespace, self.settings.service_name)
 
     # HBONE in
 

@@ -17,7 +17,8 @@ ADMIN_PORT = 15000
 @dataclass(frozen=True)
 class Settings:
     mode: str                  # waypoint (HBONE in) or router (an ingress gateway)
-    gateway_name: str
+    gateway_name: str          # the Gateway it implements (policies target it)
+    service_name: str          # its own Deployment and Service (`--serviceCluster <name>.<ns>`)
     namespace: str
     pod_name: str
     pod_ip: str
@@ -43,9 +44,10 @@ class Settings:
         parser.add_argument("--log_output_level", default="default:info")
         args = parser.parse_args(list(argv))
         namespace = environ.get("POD_NAMESPACE", "default")
-        cluster = args.serviceCluster or f"{environ.get('GATEWAY_NAME', 'waypoint')}.{namespace}"
+        service_name = (args.serviceCluster or f"{environ.get('GATEWAY_NAME', 'waypoint')}.{namespace}").rsplit(".", 1)[0]
         return cls(
-            mode=args.mode, gateway_name=cluster.rsplit(".", 1)[0], namespace=namespace,
+            mode=args.mode, gateway_name=environ.get("GATEWAY_NAME") or service_name, service_name=service_name,
+            namespace=namespace,
             pod_name=environ.get("POD_NAME", ""), pod_ip=environ.get("INSTANCE_IP", ""),
             node_name=environ.get("NODE_NAME", ""),
             service_account=environ.get("SERVICE_ACCOUNT", "default"),

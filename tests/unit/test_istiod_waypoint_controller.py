@@ -86,10 +86,14 @@ async def test_legacy_istio_mesh_form_of_seed_001(api: ApiClient, controller: Wa
     ready = next(c for c in gw["status"]["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"], ready["observedGeneration"]) == ("True", "Ready", 1)
     assert ready["message"] == 'Deployed waypoint proxy to "default" namespace for "bookinfo-productpage" service account'
-    deployment = await api.get("apps/v1", "Deployment", "default", "productpage")
+    # Named as early ambient named it (seed 001 execs into deploy/bookinfo-productpage-waypoint-proxy),
+    # so the application's own `productpage` Service is left alone.
+    deployment = await api.get("apps/v1", "Deployment", "default", "bookinfo-productpage-waypoint-proxy")
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "bookinfo-productpage"
-    with pytest.raises(ApiError):
-        await api.get("v1", "ServiceAccount", "default", "productpage")
+    await api.get("v1", "Service", "default", "bookinfo-productpage-waypoint-proxy")
+    for kind in ("Service", "ServiceAccount"):
+        with pytest.raises(ApiError):
+            await api.get("v1", kind, "default", "productpage")
 
 
 async def test_other_gateway_classes_are_left_alone(api: ApiClient, controller: WaypointController) -> None:

@@ -96,17 +96,11 @@ def selector_policies(index: Index, namespace: str, pod_labels: Iterable[Mapping
 # Routes
 
 def resolve_host(host: str, namespace: str, suffix: str) -> str:
-    """A VirtualService or DestinationRule host as a FQDN: short names are in the object's namespace."""
-    if host.endswith(f".svc.{suffix}"):
+    """A VirtualService or DestinationRule host as istiod reads it (`ResolveShortnameToFQDN`): a
+    name without a dot is in the object's namespace; anything with a dot is taken as written."""
+    if "." in host or host.startswith("*"):
         return host
-    if host.endswith(".svc"):
-        return f"{host}.{suffix}"
-    parts = host.split(".")
-    if len(parts) == 1:
-        return f"{host}.{namespace}.svc.{suffix}"
-    if len(parts) == 2:
-        return f"{host}.svc.{suffix}"
-    return host
+    return f"{host}.{namespace}.svc.{suffix}"
 
 
 def _service_routes(service: Obj, index: Index, members: Mapping[tuple[str, str], list[Member]]) -> Obj | None:
@@ -260,7 +254,6 @@ def _seconds(text: Any) -> float | None:
 
 
 def _http_route_rule(rule: Obj, namespace: str, index: Index, members: Mapping[tuple[str, str], list[Member]]) -> Obj:
-    suffix = index.snapshot.domain_suffix
     matches = []
     for match in rule.get("matches") or []:
         path = match.get("path")
@@ -277,7 +270,7 @@ def _http_route_rule(rule: Obj, namespace: str, index: Index, members: Mapping[t
         if ref.get("kind", "Service") != "Service" or ref.get("group", "") not in ("", "core"):
             continue
         ns = ref.get("namespace", namespace)
-        backends.append(_backend(index, members, resolve_host(f"{ref['name']}.{ns}", namespace, suffix),
+        backends.append(_backend(index, members, index.hostname(ref["name"], ns),
                                  ref.get("port"), int(ref.get("weight", 1)), None, namespace))
     headers = {"request": {"set": {}, "add": {}, "remove": []}, "response": {"set": {}, "add": {}, "remove": []}}
     result: Obj = {"name": rule.get("name", ""), "matches": matches, "backends": backends, "headers": headers}

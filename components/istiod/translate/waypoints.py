@@ -44,6 +44,7 @@ class Waypoint:
 class Waypoints:
     ready: dict[tuple[str, str], Waypoint]     # usable waypoints by (namespace, name)
     gateways: frozenset[tuple[str, str]]       # every waypoint Gateway, ready or not
+    own_services: frozenset[tuple[str, str]]   # the Services of those Gateways' proxies
     by_service_account: dict[tuple[str, str], Waypoint] = field(default_factory=dict)  # early form
 
     def for_service_account(self, namespace: str, service_account: str) -> Waypoint | None:
@@ -77,12 +78,22 @@ def collect_waypoints(index: Index) -> Waypoints:
             namespace=ns, name=name, traffic_type=labels_of(gateway).get(WAYPOINT_FOR, "service"),
             address=address, allowed_from=allowed.get("from") or "Same",
             allowed_selector=allowed.get("selector"))
-    return Waypoints(ready, frozenset((namespace_of(g), name_of(g)) for g in gateways), by_service_account)
+    return Waypoints(ready, frozenset((namespace_of(g), name_of(g)) for g in gateways),
+                     frozenset((namespace_of(g), proxy_name(g)) for g in gateways), by_service_account)
+
+
+def proxy_name(gateway: Obj) -> str:
+    """The name of a waypoint's Deployment and Service: the Gateway's, or for the early form
+    `<service account>-waypoint-proxy` (seed 001 execs into deploy/bookinfo-productpage-waypoint-proxy)."""
+    if spec_of(gateway).get("gatewayClassName") == LEGACY_WAYPOINT_CLASS:
+        account = annotations_of(gateway).get(SERVICE_ACCOUNT_ANNOTATION) or name_of(gateway)
+        return f"{account}-waypoint-proxy"
+    return name_of(gateway)
 
 
 def _address(gateway: Obj, index: Index) -> Obj | None:
-    ns, name = namespace_of(gateway), name_of(gateway)
-    service = index.services.get((ns, name))
+    ns = namespace_of(gateway)
+    service = index.services.get((ns, proxy_name(gateway)))
     cluster_ip = spec_of(service).get("clusterIP", "") if service is not None else ""
     if cluster_ip and cluster_ip != "None":
         return gateway_address(index.network_address(cluster_ip))
@@ -136,11 +147,11 @@ def service_waypoint(service: Obj, index: Index, waypoints: Waypoints) -> Waypoi
     """The waypoint for traffic addressed to this Service, if it takes service traffic.
 
     A waypoint's (or east-west gateway's) own Service never has one; besides istiod's managed-by
-    label, the Service named after a waypoint Gateway counts as that waypoint's own.
+    label, the Service of a waypoint Gateway's proxy counts as that waypoint's own.
     """
     if labels_of(service).get(GATEWAY_MANAGED) in (MESH_CONTROLLER, EAST_WEST_CONTROLLER):
         return None
-    if (namespace_of(service), name_of(service)) in waypoints.gateways:
+    if (namespace_of(service), name_of(service)) in waypoints.own_services:
         return None
     waypoint = _target_waypoint(service, index, waypoints)
     return waypoint if waypoint is not None and waypoint.traffic_type in SERVICE_TRAFFIC else None
@@ -162,7 +173,7 @@ def workload_waypoint(pod: Obj, index: Index, waypoints: Waypoints) -> Waypoint 
 
 def legacy_service_waypoint(service: Obj, endpoint_accounts: set[str], waypoints: Waypoints) -> Waypoint | None:
     """The early form's waypoint for a Service whose endpoints all run as its service account."""
-    if len(endpoint_accounts) != 1 or (namespace_of(service), name_of(service)) in waypoints.gateways:
+    if len(endpoint_accounts) != 1 or (namespace_of(service), name_of(service)) in waypoints.own_services:
         return None
     return waypoints.for_service_account(namespace_of(service), next(iter(endpoint_accounts)))
 
