@@ -27,7 +27,8 @@ import sys
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Mapping, TextIO
+from functools import partial
+from typing import Any, Awaitable, Callable, Mapping, TextIO
 
 import trio
 from prometheus_client import CollectorRegistry, Counter, generate_latest
@@ -48,6 +49,8 @@ UNAVAILABLE = {
     "reviews": "Sorry, product reviews are currently unavailable for this book.",
     "ratings": "Sorry, product ratings are currently unavailable for this book.",
 }
+# A call to one service for a product: (product id, headers) -> (status, JSON body)
+Fetch = Callable[[str, list[tuple[str, str]]], Awaitable[tuple[int, Any]]]
 PRODUCT = {
     "id": 0,
     "title": "The Comedy of Errors",
@@ -230,16 +233,9 @@ class ProductPage:
     async def products(self, request: Request) -> Response:
         return bookinfo.json_response(json.dumps([PRODUCT]))
 
-    async def product(self, request: Request, product_id: str) -> Response:
-        status, body = await self.details(product_id, forward_headers(request))
-        return bookinfo.json_response(json.dumps(body), status)
-
-    async def product_reviews(self, request: Request, product_id: str) -> Response:
-        status, body = await self.reviews(product_id, forward_headers(request))
-        return bookinfo.json_response(json.dumps(body), status)
-
-    async def product_ratings(self, request: Request, product_id: str) -> Response:
-        status, body = await self.ratings(product_id, forward_headers(request))
+    async def api(self, fetch: Fetch, request: Request, product_id: str) -> Response:
+        """An /api/v1/products/<id>[/reviews|/ratings] view: the service's answer or its error, as JSON."""
+        status, body = await fetch(product_id, forward_headers(request))
         return bookinfo.json_response(json.dumps(body), status)
 
     async def static(self, request: Request, path: str) -> Response:
@@ -259,9 +255,9 @@ class ProductPage:
             route(r"/logout", ("GET",), self.logout),
             route(r"/productpage", ("GET",), self.front),
             route(r"/api/v1/products", ("GET",), self.products),
-            route(r"/api/v1/products/(?P<product_id>[^/]+)", ("GET",), self.product),
-            route(r"/api/v1/products/(?P<product_id>[^/]+)/reviews", ("GET",), self.product_reviews),
-            route(r"/api/v1/products/(?P<product_id>[^/]+)/ratings", ("GET",), self.product_ratings),
+            route(r"/api/v1/products/(?P<product_id>[^/]+)", ("GET",), partial(self.api, self.details)),
+            route(r"/api/v1/products/(?P<product_id>[^/]+)/reviews", ("GET",), partial(self.api, self.reviews)),
+            route(r"/api/v1/products/(?P<product_id>[^/]+)/ratings", ("GET",), partial(self.api, self.ratings)),
             route(r"/static/(?P<path>.+)", ("GET",), self.static),
             route(r"/metrics", ("GET",), self.metrics),
         )

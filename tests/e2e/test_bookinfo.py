@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from harness.cluster import Cluster
-from harness.pytest_plugin import REPO, require_root
+from harness.pytest_plugin import REPO, cluster_up
 from tests.e2e.test_ambient_l4 import eventually, pod_log, wait_for_log, ztunnel_on
 
 pytestmark = pytest.mark.e2e
@@ -37,13 +37,8 @@ done"""
 
 @pytest.fixture(scope="module")
 def bookinfo() -> Iterator[Cluster]:
-    require_root()
-    cluster = Cluster.from_file(BOOKINFO_TOPOLOGY, name="e2e-bookinfo")
-    trio.run(cluster.__aenter__)
-    try:
+    with cluster_up(BOOKINFO_TOPOLOGY, "e2e-bookinfo") as cluster:
         yield cluster
-    finally:
-        trio.run(cluster.__aexit__, None, None, None)
 
 
 async def pages_until_every_version(cluster: Cluster) -> Counter[tuple[str, str]]:
