@@ -38,6 +38,17 @@ IMAGES: tuple[Image, ...] = (
     Image(r"curlimages/curl", ("curl",)),
     Image(r"(governmentpaas/curl-ssl|istio/curl|nicolaka/netshoot|istio/base)", ("sh",)),
     Image(r"(library/)?(busybox|alpine|debian|ubuntu)", ("sh",)),
+    # Istio's samples/bookinfo (docker.io/istio/... or registry.istio.io/release/...): reviews' version,
+    # ratings switch and star colour are baked into each image, as upstream's Dockerfile ARGs do.
+    Image(r"(istio|release)/examples-bookinfo-productpage-v1", _component("components.apps.bookinfo_productpage")),
+    Image(r"(istio|release)/examples-bookinfo-details-v1", _component("components.apps.bookinfo_details")),
+    Image(r"(istio|release)/examples-bookinfo-ratings-v1", _component("components.apps.bookinfo_ratings")),
+    Image(r"(istio|release)/examples-bookinfo-reviews-v1", _component(
+        "components.apps.bookinfo_reviews", "--service-version", "v1")),
+    Image(r"(istio|release)/examples-bookinfo-reviews-v2", _component(
+        "components.apps.bookinfo_reviews", "--service-version", "v2", "--enable-ratings", "--star-color", "black")),
+    Image(r"(istio|release)/examples-bookinfo-reviews-v3", _component(
+        "components.apps.bookinfo_reviews", "--service-version", "v3", "--enable-ratings", "--star-color", "red")),
     Image(r"ambient/tcp-echo", _component("components.apps.echo", "--port", "9000")),
     Image(r"ambient/loadgen", _component("components.apps.loadgen", "serve", "--port", "9000")),
     # Istio: istiod (pilot image) embeds its CA; here the CA is its own process that istiod starts.

@@ -3,6 +3,7 @@
 - `default_cluster` (session): `topologies/default.yaml`, shared by tests that do not disturb it.
 - `cluster_factory`: `await cluster_factory(path_or_text, name=...)` starts a cluster of the
   test's own, torn down after the test.
+- `cluster_up(topology, name)`: the context manager behind them, for a module's own cluster.
 
 Both need root; without it the test is skipped with a reason that says so.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -29,16 +31,23 @@ def require_root() -> None:
         pytest.skip(ROOT_REASON)
 
 
-@pytest.fixture(scope="session")
-def default_cluster() -> Iterator[Cluster]:
-    """The default topology, brought up once for the session (as cluster `e2e-default`)."""
+@contextmanager
+def cluster_up(topology: Path, name: str) -> Iterator[Cluster]:
+    """A cluster for a session- or module-scoped fixture: brought up on entry, torn down on exit."""
     require_root()
-    cluster = Cluster.from_file(DEFAULT_TOPOLOGY, name="e2e-default")
+    cluster = Cluster.from_file(topology, name=name)
     trio.run(cluster.__aenter__)
     try:
         yield cluster
     finally:
         trio.run(cluster.__aexit__, None, None, None)
+
+
+@pytest.fixture(scope="session")
+def default_cluster() -> Iterator[Cluster]:
+    """The default topology, brought up once for the session (as cluster `e2e-default`)."""
+    with cluster_up(DEFAULT_TOPOLOGY, "e2e-default") as cluster:
+        yield cluster
 
 
 StartCluster = Callable[..., Awaitable[Cluster]]

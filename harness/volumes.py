@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -234,30 +235,76 @@ def _hides(target: str, path: Path) -> bool:
     return target_path == path or target_path in path.parents
 
 
-def mount_script(mounts: list[Mount], scratch: Path) -> list[str]:
+OLD_ROOT = ".pod-old-root"
+
+
+def mount_table(mountinfo: str = "/proc/self/mountinfo") -> list[tuple[int, int, str]]:
+    """(mount id, parent id, mount point) of every mount of this mount namespace, in order."""
+    table = []
+    for line in Path(mountinfo).read_text().splitlines():
+        fields = line.split()
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        table.append((int(fields[0]), int(fields[1]), point))
+    return table
+
+
+def _root_children(table: list[tuple[int, int, str]]) -> list[str]:
+    """Mount points mounted directly on the root filesystem (their submounts come with an rbind)."""
+    roots = {mount_id for mount_id, _, point in table if point == "/"}
+    return [point for mount_id, parent, point in table if parent in roots and point != "/"]
+
+
+def _on_root_filesystem(path: str, table: list[tuple[int, int, str]]) -> bool:
+    return not any(point != "/" and (path == point or path.startswith(point.rstrip("/") + "/"))
+                   for _, _, point in table)
+
+
+def _root_overlay(scratch: Path, table: list[tuple[int, int, str]]) -> list[str]:
+    """Lines that make the pod's root an overlay of the host's (upper layer under `scratch`), with
+    every other mount bound back in place, and pivot into it: a mount point can then be created
+    at the top level without writing the host. The old root stays at /OLD_ROOT until the end of
+    the script, so that later overlays can keep their layers on the run directory's filesystem."""
+    layer = scratch / "root"
+    for part in ("upper", "work", "merged"):
+        (layer / part).mkdir(parents=True, exist_ok=True)
+    merged = layer / "merged"
+    lines = [f"mount -t overlay overlay -o lowerdir=/,upperdir={layer}/upper,workdir={layer}/work '{merged}'"]
+    lines += [f"mount --rbind '{point}' '{merged}{point}'" for point in _root_children(table)]
+    lines += [f"mkdir -p '{merged}/{OLD_ROOT}'", f"cd '{merged}'", f"pivot_root . '{OLD_ROOT}'", "cd /"]
+    return lines
+
+
+def mount_script(mounts: list[Mount], scratch: Path, table: list[tuple[int, int, str]] | None = None) -> list[str]:
     """Bash lines for the pause process that mount `mounts` inside the pod's mount namespace.
 
     Mount points missing on the host are made inside an overlay of their nearest existing
-    ancestor, upper layer under `scratch` (in the run directory). Every source is opened before
-    any overlay is mounted and bound from /proc/self/fd: after an overlay of /run, a path into
-    the run directory would otherwise name the overlay's copy, not the shared original.
+    ancestor, upper layer under `scratch` (in the run directory); when that ancestor is `/`
+    itself, the pod's whole root becomes an overlay (see `_root_overlay`). Every source is opened
+    before any overlay is mounted and bound from /proc/self/fd: after an overlay of /run, a path
+    into the run directory would otherwise name the overlay's copy, not the shared original.
+    `table` is the mount table the pod starts from (this process's, by default).
     """
     lines = [f"exec {FIRST_FD + i}<'{mount.source}'" for i, mount in enumerate(mounts)]
+    targets = [os.path.realpath(m.target) if os.path.islink(m.target) else m.target for m in mounts]
+    missing = {t: os.path.realpath(_existing_ancestor(t)) for t in targets if not os.path.exists(t)}
+    root_overlaid = "/" in missing.values()
+    layers_prefix = ""
+    if root_overlaid:
+        table = mount_table() if table is None else table
+        lines += _root_overlay(scratch, table)
+        layers_prefix = f"/{OLD_ROOT}"
     overlaid: list[str] = []
-    for i, mount in enumerate(mounts):
-        target = os.path.realpath(mount.target) if os.path.islink(mount.target) else mount.target
-        if not os.path.exists(target):
-            ancestor = os.path.realpath(_existing_ancestor(target))
-            if ancestor == "/":
-                raise VolumeError(f"mountPath {mount.target}: the emulator mounts volumes only under directories "
-                                  f"that exist on the host ({PurePosixPath(mount.target).parts[1]!r} does not)")
-            if not any(ancestor == o or ancestor.startswith(o.rstrip("/") + "/") for o in overlaid):
-                layer = scratch / ancestor.strip("/").replace("/", "_")
-                (layer / "upper").mkdir(parents=True, exist_ok=True)
-                (layer / "work").mkdir(parents=True, exist_ok=True)
-                lines.append(f"mount -t overlay overlay -o lowerdir={ancestor},upperdir={layer}/upper,"
-                             f"workdir={layer}/work {ancestor}")
-                overlaid.append(ancestor)
+    for i, (mount, target) in enumerate(zip(mounts, targets)):
+        ancestor = missing.get(target)
+        writable_root = root_overlaid and table is not None and _on_root_filesystem(str(ancestor), table)
+        if ancestor is not None and not writable_root and not any(
+                ancestor == o or ancestor.startswith(o.rstrip("/") + "/") for o in overlaid):
+            layer = scratch / ancestor.strip("/").replace("/", "_")
+            (layer / "upper").mkdir(parents=True, exist_ok=True)
+            (layer / "work").mkdir(parents=True, exist_ok=True)
+            lines.append(f"mount -t overlay overlay -o lowerdir={ancestor},upperdir={layers_prefix}{layer}/upper,"
+                         f"workdir={layers_prefix}{layer}/work {ancestor}")
+            overlaid.append(ancestor)
         if mount.source.is_dir():
             lines.append(f"mkdir -p '{target}'")
         else:
@@ -271,4 +318,6 @@ def mount_script(mounts: list[Mount], scratch: Path) -> list[str]:
     for i, path in enumerate(keep):
         lines += [f"mkdir -p '{path}'", f"mount --no-canonicalize --bind /proc/self/fd/{base + i} '{path}'"]
     lines += [f"exec {FIRST_FD + i}<&-" for i in range(len(mounts) + len(keep))]
+    if root_overlaid:
+        lines += [f"umount -l '/{OLD_ROOT}'", f"rmdir '/{OLD_ROOT}'"]
     return lines

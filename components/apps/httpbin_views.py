@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import socket
 import uuid
-from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator
 
 import trio
 
-from components.apps import httpbin_index
+from components.apps import flask_routing, httpbin_index
+from components.apps.flask_routing import Route, error_page, html, redirect, route
 from components.apps.httpbin_request import get_dict, headers, origin
 from components.common.http import Request, Response
 
-HTML = "text/html; charset=utf-8"
 BODY_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "TRACE"})
 MAX_DELAY = 10.0
 MAX_BYTES = 100 * 1024
@@ -39,40 +37,17 @@ TEAPOT = """
         `\"\"\"`
 """
 
-ERROR_PAGES = {
-    404: ("Not Found", "The requested URL was not found on the server.  If you entered the URL manually "
-                       "please check your spelling and try again."),
-    405: ("Method Not Allowed", "The method is not allowed for the requested URL."),
-    500: ("Internal Server Error", "The server encountered an internal error and was unable to complete "
-                                   "your request.  Either the server is overloaded or there is an error in "
-                                   "the application."),
-}
-
-View = Callable[..., Awaitable[Response]]
-
 
 def jsonify(obj: Any, status: int = 200) -> Response:
     body = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
     return Response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body)
 
 
-def html(text: str, status: int = 200, extra: list[tuple[str, str]] | None = None) -> Response:
-    body = text.encode()
-    return Response(status, [("Content-Type", HTML), ("Content-Length", str(len(body)))] + (extra or []), body)
-
-
-def error_page(status: int, extra: list[tuple[str, str]] | None = None) -> Response:
-    title, text = ERROR_PAGES[status]
-    page = (f'<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n<title>{status} {title}</title>\n'
-            f"<h1>{title}</h1>\n<p>{text}</p>\n")
-    return html(page, status, extra)
-
-
 def status_response(code: int) -> Response:
     """httpbin's canned response for a status code (redirects, auth challenges, the teapot)."""
-    redirect = [("Location", "/redirect/1")]
+    moved = [("Location", "/redirect/1")]
     extras: dict[int, tuple[str, list[tuple[str, str]]]] = {
-        301: ("", redirect), 302: ("", redirect), 303: ("", redirect), 305: ("", redirect), 307: ("", redirect),
+        301: ("", moved), 302: ("", moved), 303: ("", moved), 305: ("", moved), 307: ("", moved),
         401: ("", [("WWW-Authenticate", 'Basic realm="Fake Realm"')]),
         402: ("Fuck you, pay me!", [("x-more-info", "http://vimeo.com/22053820")]),
         407: ("", [("Proxy-Authenticate", 'Basic realm="Fake Realm"')]),
@@ -204,77 +179,37 @@ def _next_hop(kind: str, n: int) -> str:
 
 
 async def view_redirect(request: Request, n: str) -> Response:
-    location = _next_hop("relative-redirect", int(n))
-    page = ('<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n<title>Redirecting...</title>\n'
-            f'<h1>Redirecting...</h1>\n<p>You should be redirected automatically to target URL: '
-            f'<a href="{location}">{location}</a>.  If not click the link.')
-    return html(page, 302, [("Location", location)])
+    return redirect(_next_hop("relative-redirect", int(n)))
 
 
 async def view_relative_redirect(request: Request, n: str) -> Response:
     return html("", 302, [("Location", _next_hop("relative-redirect", int(n)))])
 
 
-@dataclass(frozen=True)
-class Route:
-    pattern: re.Pattern[str]
-    methods: frozenset[str] | None      # None: any method
-    view: View
-
-    def allowed(self) -> set[str]:
-        methods = set(self.methods or ())
-        if "GET" in methods:
-            methods.add("HEAD")
-        return methods | {"OPTIONS"}
-
-
-def _route(pattern: str, methods: tuple[str, ...] | frozenset[str] | None, view: View) -> Route:
-    return Route(re.compile(pattern + r"\Z"), None if methods is None else frozenset(methods), view)
-
-
 ROUTES: tuple[Route, ...] = (
-    _route(r"/", ("GET",), view_index),
-    _route(r"/ip", ("GET",), view_ip),
-    _route(r"/uuid", ("GET",), view_uuid),
-    _route(r"/hostname", ("GET",), view_hostname),
-    _route(r"/headers", ("GET",), view_headers),
-    _route(r"/user-agent", ("GET",), view_user_agent),
-    _route(r"/get", ("GET",), view_get),
-    _route(r"/post", ("POST",), view_body_method),
-    _route(r"/put", ("PUT",), view_body_method),
-    _route(r"/patch", ("PATCH",), view_body_method),
-    _route(r"/delete", ("DELETE",), view_body_method),
-    _route(r"/anything", None, view_anything),
-    _route(r"/anything/(?P<anything>.+)", None, view_anything),
-    _route(r"/status/(?P<codes>[^/]+)", BODY_METHODS, view_status),
-    _route(r"/delay/(?P<delay>[^/]+)", BODY_METHODS, view_delay),
-    _route(r"/bytes/(?P<n>\d+)", ("GET",), view_bytes),
-    _route(r"/stream/(?P<n>\d+)", ("GET",), view_stream),
-    _route(r"/response-headers", ("GET", "POST"), view_response_headers),
-    _route(r"/redirect/(?P<n>\d+)", ("GET",), view_redirect),
-    _route(r"/relative-redirect/(?P<n>\d+)", ("GET",), view_relative_redirect),
+    route(r"/", ("GET",), view_index),
+    route(r"/ip", ("GET",), view_ip),
+    route(r"/uuid", ("GET",), view_uuid),
+    route(r"/hostname", ("GET",), view_hostname),
+    route(r"/headers", ("GET",), view_headers),
+    route(r"/user-agent", ("GET",), view_user_agent),
+    route(r"/get", ("GET",), view_get),
+    route(r"/post", ("POST",), view_body_method),
+    route(r"/put", ("PUT",), view_body_method),
+    route(r"/patch", ("PATCH",), view_body_method),
+    route(r"/delete", ("DELETE",), view_body_method),
+    route(r"/anything", None, view_anything),
+    route(r"/anything/(?P<anything>.+)", None, view_anything),
+    route(r"/status/(?P<codes>[^/]+)", BODY_METHODS, view_status),
+    route(r"/delay/(?P<delay>[^/]+)", BODY_METHODS, view_delay),
+    route(r"/bytes/(?P<n>\d+)", ("GET",), view_bytes),
+    route(r"/stream/(?P<n>\d+)", ("GET",), view_stream),
+    route(r"/response-headers", ("GET", "POST"), view_response_headers),
+    route(r"/redirect/(?P<n>\d+)", ("GET",), view_redirect),
+    route(r"/relative-redirect/(?P<n>\d+)", ("GET",), view_relative_redirect),
 )
-
-
-def _options(allowed: set[str]) -> Response:
-    return html("", 200, [("Allow", ", ".join(sorted(allowed)))])
 
 
 async def dispatch(request: Request) -> Response:
     """The response of the route matching the request's path and method."""
-    allowed: set[str] = set()
-    for route in ROUTES:
-        match = route.pattern.match(request.path)
-        if match is None:
-            continue
-        if route.methods is None or request.method in route.methods or (
-                request.method == "HEAD" and "GET" in route.methods):
-            if request.method == "OPTIONS" and route.methods is not None:
-                return _options(route.allowed())
-            return await route.view(request, **match.groupdict())
-        allowed |= route.allowed()
-    if not allowed:
-        return error_page(404)
-    if request.method == "OPTIONS":
-        return _options(allowed)
-    return error_page(405, [("Allow", ", ".join(sorted(allowed)))])
+    return await flask_routing.dispatch(ROUTES, request)

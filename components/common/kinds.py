@@ -76,6 +76,10 @@ BUILTIN_KINDS: tuple[Kind, ...] = (
     *(Kind(f"gateway.networking.k8s.io/{v}", "Gateway", "gateways", short_names=("gtw",))
       for v in ("v1", "v1beta1")),
     *(Kind(f"gateway.networking.k8s.io/{v}", "HTTPRoute", "httproutes") for v in ("v1", "v1beta1")),
+    # Istio's own Gateway comes after the Gateway API's, so that `gateway` keeps naming the latter
+    # (as kubectl resolves it with both CRDs installed); `gateways.networking.istio.io` names it.
+    *(Kind(f"networking.istio.io/{v}", "Gateway", "gateways", short_names=("gw",))
+      for v in ("v1", "v1beta1", "v1alpha3")),
     *(Kind(f"gateway.networking.k8s.io/{v}", "GatewayClass", "gatewayclasses", namespaced=False,
            short_names=("gc",)) for v in ("v1", "v1beta1")),
 )
@@ -133,6 +137,7 @@ def lookup(resource: str) -> Kind | None:
     or `deployments.apps` / `gateways.gateway.networking.k8s.io`."""
     name, _, group = resource.partition(".")
     found = _BY_NAME.get(name.lower())
-    if found is not None and (not group or found.group == group):
+    if found is None or not group or found.group == group:
         return found
-    return None
+    return next((k for k in _SERVED.values() if k.group == group and name.lower() in
+                 (k.kind.lower(), k.plural, *k.short_names)), None)

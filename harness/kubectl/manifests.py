@@ -14,15 +14,17 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import trio
 import yaml
 
-from harness.kubectl.context import KubectlContext
+from harness.kubectl import mirrors
+from harness.kubectl.context import KubectlContext, emit
 from harness.kubectl.errors import KubectlError
 
 EXTENSIONS = (".json", ".yaml", ".yml")
+FETCH_TIMEOUT = 10.0
 
 
 @dataclass
@@ -180,16 +182,36 @@ def _expand(path: Path, shown: str, recursive: bool, top: bool) -> list[tuple[Pa
     return found
 
 
+class Unreachable(KubectlError):
+    """The URL's server could not be reached (as opposed to answering an error)."""
+
+
 def _fetch(url: str) -> bytes:
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
+        # A fresh opener reads the proxy settings of the environment at each call.
+        with urllib.request.build_opener().open(url, timeout=FETCH_TIMEOUT) as response:
             return response.read()
     except urllib.error.HTTPError as exc:
         raise KubectlError(f'unable to read URL "{url}", server reported {exc.code} {exc.reason}, '
                            f"status code={exc.code}") from exc
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise KubectlError(f'Get "{url}": {reason}') from exc
+        raise Unreachable(f'Get "{url}": {reason}') from exc
+
+
+async def fetch_url(url: str, stderr: TextIO, samples: Path = mirrors.SAMPLES) -> bytes:
+    """The body at `url`; when the URL cannot be reached within FETCH_TIMEOUT and is a well-known
+    sample mirrored under `samples`, the local copy, with one line on stderr saying so."""
+    try:
+        with trio.fail_after(FETCH_TIMEOUT):
+            return await trio.to_thread.run_sync(_fetch, url, abandon_on_cancel=True)
+    except (Unreachable, trio.TooSlowError) as exc:
+        reason = str(exc) if isinstance(exc, Unreachable) else f'Get "{url}": timeout after {FETCH_TIMEOUT:g}s'
+        copy = mirrors.local_copy(url, samples)
+        if copy is None:
+            raise KubectlError(reason) from exc
+        emit(stderr, f"warning: could not fetch {url} ({reason}); applying the local mirror {copy} instead\n")
+        return copy.read_bytes()
 
 
 async def read(filenames: list[str], ctx: KubectlContext, recursive: bool = False
@@ -222,7 +244,7 @@ async def read(filenames: list[str], ctx: KubectlContext, recursive: bool = Fals
             data = await trio.to_thread.run_sync(ctx.stdin.read)
             source = "STDIN"
         else:
-            data = await trio.to_thread.run_sync(_fetch, name)
+            data = await fetch_url(name, ctx.stderr)
             source = name
         found, failed = parse(data, source)
         items.extend(found)

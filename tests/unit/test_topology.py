@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness import topology
 from harness.topology import TopologyError
@@ -24,6 +25,16 @@ def test_default_topology_is_seed_002s_cluster() -> None:
     kinds = [(m.obj["kind"], m.obj["metadata"]["name"]) for m in topo.manifests]
     assert ("Deployment", "httpbin") in kinds and ("Deployment", "notsleep") in kinds
     assert topo.istio is None
+
+
+def test_bookinfo_topology_is_seed_001s_cluster_with_the_samples_as_written() -> None:
+    topo = topology.load(REPO / "topologies" / "bookinfo.yaml")
+    assert (topo.name, topo.istio) == ("bookinfo", {"profile": "ambient"})
+    assert [n.name for n in topo.nodes] == ["ambient-control-plane", "ambient-worker", "ambient-worker2"]
+    samples = [doc for name in ("bookinfo/platform/kube/bookinfo.yaml", "sleep/sleep.yaml", "sleep/notsleep.yaml")
+               for doc in yaml.safe_load_all((REPO / "samples" / name).read_text()) if doc]
+    assert [m.obj for m in topo.manifests] == samples
+    assert not any(m.obj["kind"] == "Namespace" for m in topo.manifests)
 
 
 def test_nodes_as_names_or_mappings_and_their_labels() -> None:
