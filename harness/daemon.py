@@ -141,7 +141,7 @@ class Daemon:
         if self.topology.istio:
             profile = self.topology.istio["profile"]
             self.reporter.send("progress", message=f"installing Istio (profile {profile})")
-            await self._apply_files(manifests.istio(profile))
+            await self._apply_files(manifests.istio(profile, ingress_gateway=bool(self.topology.istio.get("ingressGateway"))))
         self.reporter.send("progress", message=f"applying {len(self.topology.manifests)} manifests from {self.topology.path}")
         await self._apply(self.topology.manifests, str(self.topology.path))
         self.reporter.send("progress", message="waiting for pods to be ready")

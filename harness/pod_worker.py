@@ -385,6 +385,9 @@ class PodWorker:
         if path in simple:
             return simple[path]
         for prefix, source in (("metadata.labels", "labels"), ("metadata.annotations", "annotations")):
+            if path == prefix:
+                # A downwardAPI volume file of all of them: sorted `key="value"` lines (Go's %q).
+                return "\n".join(f'{k}={json.dumps(v)}' for k, v in sorted((meta.get(source) or {}).items()))
             if path.startswith(prefix + "['") and path.endswith("']"):
                 return (meta.get(source) or {}).get(path[len(prefix) + 2:-2], "")
         return ""

@@ -133,6 +133,11 @@ def _parse_cluster(path: Path, index: int, doc: Any) -> tuple[str, list[NodeSpec
     if istio is not None:
         if not isinstance(istio, dict) or istio.get("profile") not in ISTIO_PROFILES:
             raise _err(path, index, f"Cluster: istio.profile: must be one of {', '.join(sorted(ISTIO_PROFILES))}")
+        unknown = set(istio) - {"profile", "ingressGateway"}
+        if unknown:
+            raise _err(path, index, f"Cluster: istio: unknown field {sorted(unknown)[0]!r} (known: profile, ingressGateway)")
+        if not isinstance(istio.get("ingressGateway", False), bool):
+            raise _err(path, index, "Cluster: istio.ingressGateway: must be true or false")
     return name, nodes, istio
 
 

@@ -46,6 +46,7 @@ WATCHED: tuple[Watched, ...] = (
     _watched("virtual_services", "VirtualService", "networking.istio.io", status_is_input=False),
     _watched("destination_rules", "DestinationRule", "networking.istio.io", status_is_input=False),
     _watched("http_routes", "HTTPRoute", "gateway.networking.k8s.io", status_is_input=False),
+    _watched("istio_gateways", "Gateway", "networking.istio.io", status_is_input=False),
 )
 
 

@@ -13,7 +13,7 @@ from components.waypoint.identity import Fetcher, OwnCertificate, ca_fetcher
 from components.waypoint.mesh import Mesh
 from components.waypoint.proxy import WaypointProxy
 from components.waypoint.settings import ADMIN_PORT, HBONE_PORT, READINESS_PORT, STATS_PORT, Settings
-from components.waypoint.telemetry import Metrics
+from components.waypoint.telemetry import SOURCE, WAYPOINT, Metrics
 from components.waypoint.upstream import Upstreams
 
 log = logging.getLogger("waypoint")
@@ -27,7 +27,7 @@ class Waypoint:
         self.certificate = OwnCertificate(fetcher or ca_fetcher(
             settings.ca_address, settings.token_path, settings.root_cert_path, settings.identity,
             settings.cert_ttl, settings.cluster_id))
-        self.metrics = Metrics()
+        self.metrics = Metrics(WAYPOINT if settings.mode == "waypoint" else SOURCE)
         self.upstreams = Upstreams(self.certificate, settings.pod_ip)
         self.proxy = WaypointProxy(settings, self.certificate, self.upstreams, self.metrics)
         self.configured = trio.Event()
@@ -75,5 +75,8 @@ class Waypoint:
             nursery.start_soon(self.certificate.run)
             nursery.start_soon(self._config_loop)
             await nursery.start(self.upstreams.run)
-            await nursery.start(self.proxy.serve, HBONE_PORT)
+            if self.settings.mode == "waypoint":
+                await nursery.start(self.proxy.serve, HBONE_PORT)
+            else:
+                nursery.start_soon(self.proxy.serve_gateway, self.settings.pod_labels())
             task_status.started()

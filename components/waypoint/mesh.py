@@ -102,6 +102,8 @@ class Mesh:
     services_by_host: dict[str, Service] = field(default_factory=dict)
     routes: dict[str, Obj] = field(default_factory=dict)     # hostname -> route table
     policies: list[Obj] = field(default_factory=list)
+    gateways: list[Obj] = field(default_factory=list)        # Istio (ingress) Gateways
+    gateway_routes: list[Obj] = field(default_factory=list)  # VirtualServices bound to them
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "Mesh":
@@ -119,7 +121,14 @@ class Mesh:
         l7 = config.get("l7") or {}
         mesh.routes = {r["hostname"]: r for r in l7.get("routes") or []}
         mesh.policies = list(l7.get("policies") or [])
+        mesh.gateways = list(l7.get("gateways") or [])
+        mesh.gateway_routes = list(l7.get("gatewayRoutes") or [])
         return mesh
+
+    def gateways_selecting(self, pod_labels: Mapping[str, str]) -> list[Obj]:
+        """The Istio Gateways whose selector matches an ingress gateway pod's labels."""
+        return [g for g in self.gateways
+                if g.get("selector") and all(pod_labels.get(k) == v for k, v in g["selector"].items())]
 
     def addresses_of(self, namespace: str, name: str) -> set[str]:
         """The GatewayAddress destinations (`network/ip` or `ns/hostname`) that mean this waypoint."""

@@ -12,6 +12,10 @@ A CONNECT is accepted only for a destination that uses this waypoint: a Service 
 3. goes to an endpoint of the chosen backend over a new CONNECT on a pooled HBONE connection,
    with the waypoint's own identity (waypoints never impersonate the client);
 4. is counted in Istio's request metrics and logged in Envoy's access-log format.
+
+In router mode (an ingress gateway, `pilot-agent proxy router`) the same program listens for plain
+HTTP on the ports of the Istio Gateways that select its pod, routes by the VirtualServices bound to
+them, and reaches mesh endpoints over HBONE with its own identity.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import trio
 
@@ -52,14 +55,16 @@ CONNECT_FAILURE = "upstream connect error or disconnect/reset before headers. re
 
 @dataclass(frozen=True)
 class Tunnel:
-    """One accepted CONNECT: who is calling and what they addressed."""
+    """One accepted CONNECT (or, at an ingress gateway, one plain connection): who is calling and
+    what they addressed."""
 
-    peer: Identity
+    peer: Identity | None
     source_address: str           # ip:port of the client, from Forwarded (else the TCP peer)
-    destination: tuple[str, int]  # the original VIP:port or podIP:port
+    destination: tuple[str, int]  # the original VIP:port or podIP:port (a gateway: its own)
     service: Service | None
     workload: Workload | None     # the addressed workload (workload traffic)
     local_address: str
+    gateways: tuple[str, ...] = ()  # router mode: the Istio Gateways (`ns/name`) of this port
 
 
 @dataclass
@@ -97,6 +102,10 @@ def _envoy_response(status: int, body: str) -> http.Response:
     return http.Response(status, [("content-type", "text/plain"), ("server", "istio-envoy")], body.encode())
 
 
+def _route_not_found() -> Outcome:
+    return Outcome(http.Response(404, [("server", "istio-envoy")]), flags="NR", details="route_not_found")
+
+
 def _joined_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
     joined: dict[str, str] = {}
     for name, value in headers:
@@ -114,6 +123,7 @@ class WaypointProxy:
         self.rng = rng or random.Random()
         self.mesh = Mesh()
         self._policies: dict[tuple[str, str], authz.Policy] = {}
+        self._config_changed = trio.Event()
 
     # Config
 
@@ -122,17 +132,18 @@ class WaypointProxy:
         as istiod would reject it)."""
         compiled: dict[tuple[str, str], authz.Policy] = {}
         for policy in mesh.policies:
-            spec: dict[str, Any] = {"action": policy.get("action") or "ALLOW"}
-            if policy.get("rules") is not None:
-                spec["rules"] = policy["rules"]
-            annotations = {"istio.io/dry-run": "true"} if policy.get("dryRun") else {}
+            rules = policy.get("rules")
             try:
-                compiled[(policy["namespace"], policy["name"])] = authz.Policy.from_spec(
-                    policy["namespace"], policy["name"], spec, annotations)
+                compiled[(policy["namespace"], policy["name"])] = authz.Policy(
+                    policy["namespace"], policy["name"], policy.get("action") or "ALLOW",
+                    None if rules is None else tuple(rules), dry_run=bool(policy.get("dryRun")),
+                    provider=policy.get("provider", ""))
             except authz.PolicyError as exc:
                 log.warning("ignoring AuthorizationPolicy %s/%s: %s", policy["namespace"], policy["name"], exc)
         self.mesh = mesh
         self._policies = compiled
+        self._config_changed.set()
+        self._config_changed = trio.Event()
 
     def _policies_for(self, service: Service | None) -> list[authz.Policy]:
         attached = self.mesh.attached_policies(self.settings.namespace, self.settings.gateway_name, service)
@@ -188,6 +199,40 @@ class WaypointProxy:
                         service, workload, local_address)
         await http.serve_connection(stream, partial(self.handle, tunnel))
 
+    # Plain HTTP in (router mode)
+
+    def _gateways_on(self, port: int, labels: dict[str, str]) -> tuple[str, ...]:
+        return tuple(f"{g['namespace']}/{g['name']}" for g in self.mesh.gateways_selecting(labels)
+                     if any(s["port"] == port and s["protocol"] in ("HTTP", "HTTP2") for s in g["servers"]))
+
+    async def serve_gateway(self, labels: dict[str, str]) -> None:
+        """Listen on the HTTP ports of the Gateways selecting this pod, as they appear."""
+        listening: set[int] = set()
+        async with trio.open_nursery() as nursery:
+            while True:
+                for gateway in self.mesh.gateways_selecting(labels):
+                    for server in gateway["servers"]:
+                        port = server["port"]
+                        if port not in listening and server["protocol"] in ("HTTP", "HTTP2"):
+                            await nursery.start(self._serve_plain, port, labels)
+                            listening.add(port)
+                            log.info("listening on %d for Gateway %s/%s", port, gateway["namespace"], gateway["name"])
+                await self._config_changed.wait()
+
+    async def _serve_plain(self, port: int, labels: dict[str, str],
+                           *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(port, host="0.0.0.0")
+
+        async def on_connection(stream: trio.SocketStream) -> None:
+            peer = format_address(stream.socket.getpeername()[:2])
+            local = format_address(stream.socket.getsockname()[:2])
+            tunnel = Tunnel(None, peer, (local.rpartition(":")[0], port), None, None, local,
+                            self._gateways_on(port, labels))
+            await http.serve_connection(stream, partial(self.handle, tunnel))
+
+        task_status.started()
+        await trio.serve_listeners(on_connection, listeners)
+
     # One request
 
     async def handle(self, tunnel: Tunnel, request: http.Request) -> http.Response:
@@ -201,7 +246,7 @@ class WaypointProxy:
             details=outcome.details, bytes_received=len(request.body), bytes_sent=len(outcome.response.body),
             duration_ms=(time.monotonic() - started) * 1000, upstream_time_ms=outcome.upstream_time_ms,
             source=self.mesh.workloads_by_ip.get(tunnel.source_address.rpartition(":")[0].strip("[]")),
-            source_principal=str(tunnel.peer), source_address=tunnel.source_address,
+            source_principal=str(tunnel.peer) if tunnel.peer else None, source_address=tunnel.source_address,
             destination=outcome.destination, service=tunnel.service, service_port=tunnel.destination[1],
             upstream_host=outcome.upstream_host, local_address=tunnel.local_address,
             user_agent=headers.get("user-agent", ""), request_id=request_id,
@@ -223,6 +268,13 @@ class WaypointProxy:
 
     async def _process(self, tunnel: Tunnel, request: http.Request, headers: dict[str, str],
                        request_id: str) -> Outcome:
+        if tunnel.peer is None:
+            try:
+                rule = router.select_gateway_rule(self.mesh, list(tunnel.gateways),
+                                                  router.Request(request.method, request.target, headers))
+            except router.RouteNotFound:
+                return _route_not_found()
+            return await self._route(rule, request, headers, request_id)
         attributes = authz.RequestAttributes(
             source_principal=str(tunnel.peer).removeprefix("spiffe://"),
             source_ip=tunnel.source_address.rpartition(":")[0].strip("[]"),
@@ -241,7 +293,11 @@ class WaypointProxy:
             rule = router.select_rule(self.mesh, tunnel.service, tunnel.destination[1],
                                       router.Request(request.method, request.target, headers))
         except router.RouteNotFound:
-            return Outcome(http.Response(404, [("server", "istio-envoy")]), flags="NR", details="route_not_found")
+            return _route_not_found()
+        return await self._route(rule, request, headers, request_id)
+
+    async def _route(self, rule: router.Rule, request: http.Request, headers: dict[str, str],
+                     request_id: str) -> Outcome:
         fault = await self._inject_fault(rule)
         if fault is not None:
             return fault

@@ -91,6 +91,29 @@ def select_rule(mesh: Mesh, service: Service, port: int, request: Request) -> Ru
     table = mesh.routes.get(service.hostname)
     if table is None:
         return Rule(source="default", backends=[(Backend(service, port, None), 1)])
+    return _first_matching_rule(mesh, table, service, port, request)
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    pattern = pattern.rpartition("/")[2].lower()
+    return pattern == "*" or pattern == host or (pattern.startswith("*.") and host.endswith(pattern[1:]))
+
+
+def select_gateway_rule(mesh: Mesh, gateways: list[str], request: Request) -> Rule:
+    """An ingress gateway's rule: the first VirtualService bound to one of `gateways` (`ns/name`)
+    whose hosts match the Host header and that has a rule for the request; else RouteNotFound."""
+    host = request.headers.get("host", "").rpartition(":")[0] or request.headers.get("host", "")
+    for table in mesh.gateway_routes:
+        if set(table.get("gateways") or []) & set(gateways) and any(
+                _host_matches(h, host.lower()) for h in table.get("hosts") or []):
+            try:
+                return _first_matching_rule(mesh, table, None, 0, request)
+            except RouteNotFound:
+                continue
+    raise RouteNotFound(host)
+
+
+def _first_matching_rule(mesh: Mesh, table: Obj, service: Service | None, port: int, request: Request) -> Rule:
     for rule in table.get("rules") or []:
         matches = rule.get("matches") or [{}]
         matched = next((m for m in matches if _matches(m, request)), None)
@@ -107,10 +130,10 @@ def select_rule(mesh: Mesh, service: Service, port: int, request: Request) -> Ru
                     headers=rule.get("headers") or {}, rewrite=rule.get("rewrite"), timeout=rule.get("timeout"),
                     fault=rule.get("fault") or {}, direct_response=rule.get("directResponse"),
                     matched_prefix=path.get("value", "") if path.get("type") in ("Prefix", "PathPrefix") else "")
-    raise RouteNotFound(service.hostname)
+    raise RouteNotFound(table.get("source", ""))
 
 
-def _default_port(target: Service | None, service: Service, port: int) -> int:
+def _default_port(target: Service | None, service: Service | None, port: int) -> int:
     """A destination without a port: the port asked for, or another service's only port."""
     if target is not None and target is not service and len(target.ports) == 1:
         return next(iter(target.ports))

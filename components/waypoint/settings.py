@@ -31,6 +31,7 @@ class Settings:
     token_path: str
     root_cert_path: str
     cert_ttl: int
+    labels_path: str           # the pod's labels (downward API), for an ingress gateway's selector
 
     @classmethod
     def from_args(cls, argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -58,7 +59,21 @@ class Settings:
             token_path=environ.get("ISTIO_TOKEN_PATH", "/var/run/secrets/tokens/istio-token"),
             root_cert_path=environ.get("ISTIO_ROOT_CERT", "/var/run/secrets/istio/root-cert.pem"),
             cert_ttl=int(environ.get("SECRET_TTL_SECONDS", "86400")),
+            labels_path=environ.get("ISTIO_POD_LABELS", "/etc/istio/pod/labels"),
         )
+
+    def pod_labels(self) -> dict[str, str]:
+        """The downward API's `key="value"` lines; none if the file is not mounted."""
+        try:
+            text = open(self.labels_path, encoding="utf-8").read()
+        except OSError:
+            return {}
+        labels = {}
+        for line in text.splitlines():
+            key, _, value = line.partition("=")
+            if key:
+                labels[key.strip()] = value.strip().strip('"')
+        return labels
 
     @property
     def identity(self) -> str:

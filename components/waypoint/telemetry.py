@@ -16,6 +16,7 @@ from components.waypoint.mesh import Service, Workload
 
 UNKNOWN = "unknown"
 WAYPOINT = "waypoint"
+SOURCE = "source"
 MUTUAL_TLS = "mutual_tls"
 NO_FLAGS = "-"
 ENVOY_BUCKETS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
@@ -47,7 +48,7 @@ class Exchange:
     duration_ms: float
     upstream_time_ms: float | None
     source: Workload | None
-    source_principal: str | None          # the peer's SPIFFE id
+    source_principal: str | None          # the peer's SPIFFE id (None: plain HTTP to a gateway)
     source_address: str
     destination: Workload | None
     service: Service | None
@@ -64,10 +65,12 @@ def _known(value: str | None) -> str:
     return value or UNKNOWN
 
 
-def metric_labels(exchange: Exchange) -> dict[str, str]:
+def metric_labels(exchange: Exchange, reporter: str = WAYPOINT) -> dict[str, str]:
+    """A waypoint reports `waypoint` and mutual TLS (it only takes HBONE); an ingress gateway
+    reports as the source of the request, with the client connection's security `unknown`."""
     src, dst, svc = exchange.source, exchange.destination, exchange.service
     return {
-        "reporter": WAYPOINT,
+        "reporter": reporter,
         "source_workload": _known(src.workload_name if src else None),
         "source_canonical_service": _known(src.canonical_name if src else None),
         "source_canonical_revision": _known(src.canonical_revision if src else None),
@@ -91,7 +94,7 @@ def metric_labels(exchange: Exchange) -> dict[str, str]:
         "response_code": str(exchange.status),
         "grpc_response_status": "",
         "response_flags": exchange.flags,
-        "connection_security_policy": MUTUAL_TLS,
+        "connection_security_policy": MUTUAL_TLS if reporter == WAYPOINT else UNKNOWN,
     }
 
 
@@ -121,12 +124,14 @@ def _number(value: float) -> str:
 class Metrics:
     HISTOGRAMS = ("istio_request_bytes", "istio_request_duration_milliseconds", "istio_response_bytes")
 
-    def __init__(self) -> None:
+    def __init__(self, reporter: str = WAYPOINT) -> None:
+        self.reporter = reporter
         self.requests: dict[tuple[str, ...], int] = {}
         self.histograms: dict[str, dict[tuple[str, ...], _Histogram]] = {name: {} for name in self.HISTOGRAMS}
 
     def record(self, exchange: Exchange) -> None:
-        labels = tuple(metric_labels(exchange)[name] for name in LABELS)
+        all_labels = metric_labels(exchange, self.reporter)
+        labels = tuple(all_labels[name] for name in LABELS)
         self.requests[labels] = self.requests.get(labels, 0) + 1
         for name, value in (("istio_request_bytes", exchange.bytes_received),
                             ("istio_request_duration_milliseconds", exchange.duration_ms),

@@ -2,10 +2,11 @@
 component, each waited for until ready, with istioctl 1.24's output on stderr.
 
 Only the ambient profile is emulated. `--set profile=NAME` picks the profile;
-`--set components.<base|pilot|cni|ztunnel>.enabled=false` leaves a component out; gateways
-(`components.ingressGateways[N].enabled=true`) are not emulated, which a warning says; any other
-`--set` is accepted as istioctl accepts it and reported as having no effect. Applying is
-idempotent, so installing again reconciles.
+`--set components.<base|pilot|cni|ztunnel>.enabled=false` leaves a component out;
+`--set components.ingressGateways[0].enabled=true` (named istio-ingressgateway, the default) adds
+the ingress gateway, as older ambient guides install it; other gateways are not emulated, which a
+warning says; any other `--set` is accepted as istioctl accepts it and reported as having no
+effect. Applying is idempotent, so installing again reconciles.
 """
 
 from __future__ import annotations
@@ -44,10 +45,15 @@ ISTIO_ART = "".join(line.ljust(20) + "\n" for line in (
     "/______||__________\\", "____________________", "  \\__       _____/", "     \\_____/"))
 
 
+INGRESS = SPEC_NAMES["ingressGateways"]
+INGRESS_NAME = "istio-ingressgateway"
+
+
 @dataclass
 class Settings:
     profile: str = "default"
-    disabled: set[str] = field(default_factory=set)  # user-facing component names
+    # user-facing component names; the ambient profile has no ingress gateway unless enabled
+    disabled: set[str] = field(default_factory=lambda: {INGRESS})
     warnings: list[str] = field(default_factory=list)
 
 
@@ -74,11 +80,17 @@ def parse_settings(sets: list[str]) -> Settings:
                 settings.disabled.add(SPEC_NAMES[enabled.group(1)])
             else:
                 settings.disabled.discard(SPEC_NAMES[enabled.group(1)])
+        elif gateway and gateway.group(1) == "ingressGateways" and gateway.group(2) == "0" and (
+                gateway.group(3) == "enabled" or (gateway.group(3) == "name" and value == INGRESS_NAME)):
+            if gateway.group(3) == "enabled":
+                (settings.disabled.discard if value in _TRUE else settings.disabled.add)(INGRESS)
         elif gateway:
             kind = SPEC_NAMES[gateway.group(1)]
-            if gateway.group(3) == "enabled" and value in _TRUE and kind not in gateways_warned:
+            if kind not in gateways_warned:
                 gateways_warned.add(kind)
-                settings.warnings.append(f"{kind} are not emulated yet: --set {setting} installs no gateway")
+                settings.warnings.append(
+                    f"only the first ingress gateway, named {INGRESS_NAME}, is emulated: --set {setting} has no effect"
+                    if kind == INGRESS else f"{kind} are not emulated yet: --set {setting} installs no gateway")
         else:
             settings.warnings.append(f"--set {setting} has no effect: the emulated Istio manifests are fixed")
     return settings

@@ -11,6 +11,9 @@ HERE = Path(__file__).resolve().parent
 SYSTEM = HERE / "system.yaml"
 ISTIO = HERE / "istio"
 PROFILES = ("ambient",)
+# Files of ISTIO a profile leaves out unless asked for (`istioctl install --set
+# components.ingressGateways[0].enabled=true`, or `ingressGateway: true` in a topology).
+INGRESS_GATEWAY = ISTIO / "40-ingressgateway.yaml"
 
 
 def load(path: Path) -> list[tuple[Path, int, dict[str, Any]]]:
@@ -18,8 +21,9 @@ def load(path: Path) -> list[tuple[Path, int, dict[str, Any]]]:
     return [(path, index, doc) for index, doc in enumerate(yaml.safe_load_all(path.read_text()), 1) if doc]
 
 
-def istio(profile: str = "ambient") -> list[tuple[Path, int, dict[str, Any]]]:
+def istio(profile: str = "ambient", *, ingress_gateway: bool = False) -> list[tuple[Path, int, dict[str, Any]]]:
     """Istio's manifests for a profile, file by file in name order (a new component is a new file)."""
     if profile not in PROFILES:
         raise ValueError(f'unknown profile "{profile}" (known: {", ".join(PROFILES)})')
-    return [entry for path in sorted(ISTIO.glob("*.yaml")) for entry in load(path)]
+    return [entry for path in sorted(ISTIO.glob("*.yaml")) if ingress_gateway or path != INGRESS_GATEWAY
+            for entry in load(path)]

@@ -84,12 +84,16 @@ def test_settings_keep_commas_and_know_components():
     settings = parse_settings(["profile=ambient", "components.cni.enabled=false", "values.a=b,c",
                                "components.egressGateways[0].enabled=true", "components.egressGateways[0].name=x"])
     assert settings.profile == "ambient"
-    assert settings.disabled == {"CNI"}
+    assert settings.disabled == {"CNI", "Ingress gateways"}
     assert settings.warnings == [
         "--set values.a=b,c has no effect: the emulated Istio manifests are fixed",
         "Egress gateways are not emulated yet: --set components.egressGateways[0].enabled=true installs no gateway"]
     assert parse_settings([]).profile == "default"
-    assert parse_settings(["components.cni.enabled=false", "components.cni.enabled=true"]).disabled == set()
+    assert parse_settings(["components.cni.enabled=false", "components.cni.enabled=true"]).disabled == {"Ingress gateways"}
+    gateway = parse_settings(["components.ingressGateways[0].enabled=true", "components.ingressGateways[0].name=istio-ingressgateway"])
+    assert (gateway.disabled, gateway.warnings) == (set(), [])
+    other = parse_settings(["components.ingressGateways[1].enabled=true"])
+    assert other.disabled == {"Ingress gateways"} and "only the first ingress gateway" in other.warnings[0]
 
 
 def test_components_from_annotations_in_file_order(tmp_path: Path):

@@ -90,7 +90,7 @@ def test_translation_does_not_touch_its_input():
 
 def test_empty_snapshot():
     assert build_config(Snapshot()) == {"workloads": [], "services": [], "policies": [],
-                                        "l7": {"policies": [], "routes": []}}
+                                        "l7": {"policies": [], "routes": [], "gateways": [], "gatewayRoutes": []}}
     assert build_policy_status(Snapshot()) == []
 
 

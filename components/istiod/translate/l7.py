@@ -9,6 +9,9 @@ one JSON section (`config["l7"]`) that every waypoint reads:
 - `routes`: per Service, the rules of the HTTPRoute whose parentRef is that Service, else of the
   VirtualServices bound to the mesh for its hostname, each backend resolved to its Service and,
   for a DestinationRule subset, to the workloads the subset's labels select.
+- `gateways` and `gatewayRoutes`: Istio Gateways (networking.istio.io, for ingress gateway pods
+  their selector matches, in any namespace as istiod's default) with their HTTP servers, and the
+  VirtualServices bound to each by `gateways:`.
 """
 
 from __future__ import annotations
@@ -48,7 +51,38 @@ def build(index: Index, waypoints: Waypoints, members: Mapping[tuple[str, str], 
     return {
         "policies": sorted(policies, key=lambda p: (p["namespace"], p["name"])),
         "routes": sorted(routes, key=lambda r: (r["namespace"], r["hostname"])),
+        "gateways": sorted((_istio_gateway(g) for g in index.snapshot.istio_gateways),
+                           key=lambda g: (g["namespace"], g["name"])),
+        "gatewayRoutes": _gateway_routes(index, members),
     }
+
+
+# Ingress
+
+def _istio_gateway(gateway: Obj) -> Obj:
+    servers = []
+    for server in spec_of(gateway).get("servers") or []:
+        port = server.get("port") or {}
+        servers.append({"port": int(port.get("number", 0)), "name": port.get("name", ""),
+                        "protocol": (port.get("protocol") or "HTTP").upper(), "hosts": list(server.get("hosts") or [])})
+    return {"namespace": namespace_of(gateway), "name": name_of(gateway),
+            "selector": dict(spec_of(gateway).get("selector") or {}), "servers": servers}
+
+
+def _gateway_routes(index: Index, members: Mapping[tuple[str, str], list[Member]]) -> list[Obj]:
+    """VirtualServices bound to Istio Gateways (`ns/name`, or a name in the VirtualService's namespace)."""
+    routes = []
+    for virtual_service in sorted(index.snapshot.virtual_services, key=_age):
+        ns = namespace_of(virtual_service)
+        bound = [g if "/" in g else f"{ns}/{g}" for g in spec_of(virtual_service).get("gateways") or []
+                 if g != MESH_GATEWAY]
+        if not bound:
+            continue
+        routes.append({"gateways": bound, "hosts": list(spec_of(virtual_service).get("hosts") or []),
+                       "namespace": ns, "source": f"VirtualService {ns}/{name_of(virtual_service)}",
+                       "rules": [_virtual_service_rule(rule, ns, index, members)
+                                 for rule in spec_of(virtual_service).get("http") or []]})
+    return routes
 
 
 # Policies
@@ -77,6 +111,7 @@ def _policy(policy: Obj, targets: list[Obj]) -> Obj:
         "action": spec.get("action") or "ALLOW",
         "rules": spec.get("rules"),
         "dryRun": annotations_of(policy).get(DRY_RUN, "") in _TRUE,
+        "provider": (spec.get("provider") or {}).get("name", ""),
         "targets": targets,
     }
 

@@ -46,6 +46,7 @@ class Snapshot:
     virtual_services: tuple[Obj, ...] = ()
     destination_rules: tuple[Obj, ...] = ()
     http_routes: tuple[Obj, ...] = ()
+    istio_gateways: tuple[Obj, ...] = ()      # networking.istio.io Gateways (ingress)
     root_namespace: str = "istio-system"
     cluster_id: str = "Kubernetes"
     trust_domain: str = "cluster.local"
@@ -60,7 +61,8 @@ class Snapshot:
         """A snapshot from a mixed list of objects, sorted by their `kind`; other kinds are ignored."""
         fields: dict[str, list[Obj]] = defaultdict(list)
         for obj in objects:
-            slot = _FIELD_OF_KIND.get(obj.get("kind", ""))
+            group = obj.get("apiVersion", "").rpartition("/")[0]
+            slot = _FIELD_OF_KIND.get(f"{group}/{obj.get('kind', '')}") or _FIELD_OF_KIND.get(obj.get("kind", ""))
             if slot is not None:
                 fields[slot].append(obj)
         return cls(**{k: tuple(v) for k, v in fields.items()}, **options)
@@ -70,7 +72,7 @@ _FIELD_OF_KIND = {
     "Namespace": "namespaces", "Pod": "pods", "Service": "services", "Endpoints": "endpoints",
     "AuthorizationPolicy": "authorization_policies", "PeerAuthentication": "peer_authentications",
     "Gateway": "gateways", "VirtualService": "virtual_services", "DestinationRule": "destination_rules",
-    "HTTPRoute": "http_routes",
+    "HTTPRoute": "http_routes", "networking.istio.io/Gateway": "istio_gateways",
 }
 
 
