@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import AsyncIterator
 
 import trio
 
@@ -28,8 +29,9 @@ class PcapError(Exception):
 
 
 def tcpdump_argv(interface: str, count: int | None, seconds: float | None, bpf: list[str]) -> list[str]:
-    """tcpdump writing a pcap stream to stdout, packet by packet (-U), whole packets (-s 0)."""
-    argv = ["tcpdump", "-i", interface, "-nn", "-U", "-s", "0", "-w", "-"]
+    """tcpdump writing a pcap stream to stdout, whole packets (-s 0), each as it arrives (without
+    --immediate-mode the kernel hands packets over in blocks, and a Ctrl-C drops the last block)."""
+    argv = ["tcpdump", "-i", interface, "-nn", "--immediate-mode", "-U", "-s", "0", "-w", "-"]
     if count is not None:
         argv += ["-c", str(count)]
     argv += bpf
@@ -51,6 +53,12 @@ def count_records(data: bytes) -> int:
     return packets
 
 
+async def _ignore(interrupts: AsyncIterator[int]) -> None:
+    """Consume the signals (a receiver re-raises the ones left unread when it closes)."""
+    async for _ in interrupts:
+        pass
+
+
 async def capture(enter_argv: list[str], target: str, interface: str, path: Path, *, count: int | None = None,
                   seconds: float | None = None, bpf: list[str] | None = None) -> int:
     """Capture with `enter_argv` (how to enter the pod or node) + tcpdump into `path`; the exit code."""
@@ -59,13 +67,17 @@ async def capture(enter_argv: list[str], target: str, interface: str, path: Path
         output = path.open("wb")
     except OSError as exc:
         raise PcapError(f"cannot write {path}: {exc.strerror}") from exc
-    with output, trio.open_signal_receiver(signal.SIGINT):   # Ctrl-C is tcpdump's: it flushes and exits
-        process = await trio.lowlevel.open_process(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
-        assert process.stdout is not None
-        async for chunk in process.stdout:
-            output.write(chunk)
-            output.flush()
-        code = await process.wait()
+    with output:
+        async with trio.open_nursery() as nursery:
+            with trio.open_signal_receiver(signal.SIGINT) as interrupts:
+                nursery.start_soon(_ignore, interrupts)   # Ctrl-C is tcpdump's: it flushes and exits
+                process = await trio.lowlevel.open_process(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+                assert process.stdout is not None
+                async for chunk in process.stdout:
+                    output.write(chunk)
+                    output.flush()
+                code = await process.wait()
+                nursery.cancel_scope.cancel()
     data = path.read_bytes()
     if not data:
         path.unlink()

@@ -10,7 +10,8 @@ from harness.pcap import PcapError, count_records, tcpdump_argv
 
 
 def test_tcpdump_writes_packet_by_packet_to_stdout_with_limits_and_filter() -> None:
-    assert tcpdump_argv("eth0", None, None, []) == ["tcpdump", "-i", "eth0", "-nn", "-U", "-s", "0", "-w", "-"]
+    assert tcpdump_argv("eth0", None, None, []) == ["tcpdump", "-i", "eth0", "-nn", "--immediate-mode", "-U", "-s", "0",
+                                                    "-w", "-"]
     assert tcpdump_argv("eth0", 5, None, ["tcp", "port", "15008"])[-5:] == ["-c", "5", "tcp", "port", "15008"]
     timed = tcpdump_argv("eth0", None, 2.5, [])
     assert timed[:5] == ["timeout", "--signal=INT", "--foreground", "2.5", "tcpdump"]
