@@ -110,7 +110,9 @@ def build(cluster: str, nodes: list[dict[str, Any]], pods: list[dict[str, Any]],
     for svc in services:
         meta, spec = svc["metadata"], svc.get("spec", {})
         ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
-        waypoint = _labels(svc).get(USE_WAYPOINT) or ns_waypoint.get(meta["namespace"], "")
+        # A waypoint's own Service is never sent through a waypoint.
+        waypoint = "" if GATEWAY_NAME in _labels(svc) else \
+            _labels(svc).get(USE_WAYPOINT) or ns_waypoint.get(meta["namespace"], "")
         snapshot.services.append(Service(meta["name"], meta["namespace"], spec.get("clusterIP", ""), ports,
                                          spec.get("selector") or {}, "" if waypoint == "none" else waypoint,
                                          _labels(svc)))

@@ -64,8 +64,12 @@ def test_a_namespace_label_puts_its_services_behind_the_waypoint_unless_they_opt
     namespaces[0]["metadata"]["labels"]["istio.io/use-waypoint"] = "waypoint"
     services.append({"metadata": {"name": "direct", "namespace": "demo", "labels": {"istio.io/use-waypoint": "none"}},
                      "spec": {"clusterIP": "10.96.1.4", "selector": {"app": "nothing"}}})
+    services.append({"metadata": {"name": "waypoint", "namespace": "demo",
+                                  "labels": {"gateway.networking.k8s.io/gateway-name": "waypoint"}},
+                     "spec": {"clusterIP": "10.96.1.5", "selector": {"gateway.networking.k8s.io/gateway-name": "waypoint"}}})
     snapshot = build("demo", nodes, pods, services, namespaces, gateways)
-    assert {s.name: s.waypoint for s in snapshot.services} == {"sleep": "waypoint", "outside": "", "direct": ""}
+    assert {s.name: s.waypoint for s in snapshot.services} == {"sleep": "waypoint", "outside": "", "direct": "",
+                                                                  "waypoint": ""}
     assert snapshot.waypoints[0].used_by == ("namespace demo", "service sleep")
     root = ET.fromstring(render_svg(snapshot))
     assert "→ no pods" in [t.text for t in root.iter(f"{SVG}text")]
