@@ -10,6 +10,8 @@
     ambient demo                           the seed 002 walkthrough on the default topology
     ambient run SCRIPT [--topology FILE]   a script of commands with `# expect:` comments, checked
     ambient shell [FILE]                   an interactive bash on the cluster (FILE: brought up for it)
+    ambient pcap POD|NODE [FILE]           tcpdump on the pod's (node's) interface into a pcap file
+    ambient graph [-o FILE]                the topology as an SVG picture
 
 With several clusters running, `--cluster NAME` (before the command) or $AMBIENT_CLUSTER picks one.
 """
@@ -26,7 +28,7 @@ from typing import Any
 import trio
 
 from components.common.apiclient import ApiClient, ApiError
-from harness import podexec, ptyrelay, runner, sandbox, shell, topology
+from harness import graph, pcap, podexec, ptyrelay, runner, sandbox, shell, topology
 from harness.cluster import ClusterError, prepare_run, start_run, stop_run
 from harness.runner import ScriptError, run_script
 
@@ -169,6 +171,32 @@ async def _find_pod(api: ApiClient, target: str, namespace: str | None) -> dict[
     return matches[0]
 
 
+async def cmd_pcap(args: argparse.Namespace) -> int:
+    run = sandbox.resolve(args.cluster)
+    if args.target in podexec.node_names(run):
+        enter, target = podexec.node_exec_argv(run, args.target, []), args.target
+    else:
+        pod = await _find_pod(ApiClient(run.apiserver_address), args.target, args.namespace)
+        enter = podexec.pod_exec_argv(run, pod, pod["spec"]["containers"][0], [])
+        target = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+    path = Path(args.file or f"{target.rsplit('/', 1)[-1]}.pcap")
+    return await pcap.capture(enter, target, args.interface, path, count=args.count, seconds=args.seconds,
+                              bpf=args.filter.split())
+
+
+async def cmd_graph(args: argparse.Namespace) -> int:
+    run = sandbox.resolve(args.cluster)
+    snapshot = await graph.collect(ApiClient(run.apiserver_address), run.cluster)
+    path = Path(args.output or f"{run.cluster}.svg")
+    try:
+        path.write_text(graph.render_svg(snapshot))
+    except OSError as exc:
+        raise ClusterError(f"cannot write {path}: {exc.strerror}") from exc
+    print(f"graph: wrote {path} ({len(snapshot.nodes)} nodes, {len(snapshot.pods)} pods, "
+          f"{len(snapshot.services)} services; open it in a browser)", file=sys.stderr)
+    return 0
+
+
 async def cmd_demo(args: argparse.Namespace) -> int:
     from harness.demo import run_demo
 
@@ -229,6 +257,21 @@ def _parser() -> argparse.ArgumentParser:
     shellp.add_argument("file", nargs="?", help="topology to bring up for the shell (default: the running cluster)")
     shellp.add_argument("--name", help="cluster name for FILE (default: the topology's metadata.name)")
     shellp.set_defaults(func=cmd_shell)
+    pcapp = sub.add_parser("pcap", help="capture a pod's (or node's) packets into a pcap file for Wireshark",
+                           parents=[cluster_flag], description=pcap.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    pcapp.add_argument("-n", "--namespace")
+    pcapp.add_argument("-i", "--interface", default="eth0", help="interface in the pod or node (default eth0)")
+    pcapp.add_argument("-c", "--count", type=int, help="stop after this many packets")
+    pcapp.add_argument("--seconds", type=float, help="stop after this many seconds")
+    pcapp.add_argument("target", help="pod name (or ns/name, or a Deployment's name prefix), or node name")
+    pcapp.add_argument("file", nargs="?", help="pcap file to write (default: ./<pod name>.pcap)")
+    pcapp.add_argument("-f", "--filter", default="", help="a tcpdump filter, e.g. -f 'tcp port 15008'")
+    pcapp.set_defaults(func=cmd_pcap)
+    graphp = sub.add_parser("graph", help="the topology as an SVG picture: nodes, pods, mesh, waypoints, services",
+                            parents=[cluster_flag])
+    graphp.add_argument("-o", "--output", help="SVG file to write (default: ./<cluster>.svg)")
+    graphp.set_defaults(func=cmd_graph)
     return parser
 
 
@@ -236,7 +279,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command in ("up", "down", "exec", "demo", "run", "shell", "kubectl", "istioctl", "clean") and os.geteuid() != 0:
+    if args.command in ("up", "down", "exec", "demo", "run", "shell", "kubectl", "istioctl", "clean", "pcap",
+                        "graph") and os.geteuid() != 0:
         print("ambient: this command needs root (network namespaces, veths, iptables): run it with sudo",
               file=sys.stderr)
         sys.exit(1)
@@ -247,7 +291,8 @@ def main(argv: list[str] | None = None) -> None:
             code = trio.run(run_istioctl, args.cluster, args.args)
         else:
             code = trio.run(args.func, args)
-    except (ClusterError, sandbox.RunError, topology.TopologyError, podexec.ExecError, ScriptError) as exc:
+    except (ClusterError, sandbox.RunError, topology.TopologyError, podexec.ExecError, ScriptError,
+            pcap.PcapError) as exc:
         print(f"ambient: {exc}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:

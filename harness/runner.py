@@ -12,12 +12,19 @@ variables do not carry over from one step to the next. Comment lines of a step:
     # expect-log COMPONENT NODE: TEXT      within a few seconds, TEXT is in the log of the pod
                                            named COMPONENT-... (ztunnel, istio-cni, istiod or any
                                            pod name prefix) on node NODE
+    # expect-no-log COMPONENT NODE: TEXT   TEXT is not in that log (checked once the step is done)
+    # retry: SECONDS                       run the step again until its expectations hold, for up
+                                           to SECONDS (a policy or label takes a moment to reach
+                                           every ztunnel); the last attempt is the one shown
 
-Other comment lines narrate the step.
+Other comment lines narrate the step. A comment `# topology: FILE` before the first step names the
+topology the script is written for (relative to the script): without --topology or --cluster (or
+$AMBIENT_CLUSTER), `ambient run` brings it up and tears it down after.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -33,7 +40,10 @@ from harness.steps import Display, run_bash
 LOG_WAIT = 5.0
 TAIL_LINES = 12
 _EXPECT = re.compile(r"^#\s*expect:\s*(exit|contains|not contains|matches)\s+(.*?)\s*$")
-_EXPECT_LOG = re.compile(r"^#\s*expect-log\s+(\S+)\s+(\S+?):\s*(.*?)\s*$")
+_EXPECT_LOG = re.compile(r"^#\s*expect-(log|no-log)\s+(\S+)\s+(\S+?):\s*(.*?)\s*$")
+_RETRY = re.compile(r"^#\s*retry:\s*(\S+?)s?\s*$")
+_TOPOLOGY = re.compile(r"^#\s*topology:\s*(\S+)\s*$")
+RETRY_INTERVAL = 0.2
 _HEREDOC = re.compile(r"<<(-?)\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\2")
 
 
@@ -43,14 +53,15 @@ class ScriptError(Exception):
 
 @dataclass(frozen=True)
 class Expectation:
-    kind: str          # exit | contains | not contains | matches | log
+    kind: str          # exit | contains | not contains | matches | log | no-log
     value: str
     component: str = ""
     node: str = ""
 
     def describe(self) -> str:
-        if self.kind == "log":
-            return f"{self.component} log on {self.node} contains {self.value!r}"
+        if self.kind in ("log", "no-log"):
+            verb = "contains" if self.kind == "log" else "does not contain"
+            return f"{self.component} log on {self.node} {verb} {self.value!r}"
         return f"{self.kind} {self.value!r}" if self.kind != "exit" else f"exit {self.value}"
 
 
@@ -60,6 +71,7 @@ class ScriptStep:
     command: str
     narration: list[str] = field(default_factory=list)
     expectations: list[Expectation] = field(default_factory=list)
+    retry: float = 0.0             # seconds to keep re-running the step until its expectations hold
 
     @property
     def exit_code(self) -> int:
@@ -80,8 +92,8 @@ def _expectation(text: str, line: int) -> Expectation | None:
                 raise ScriptError(f"line {line}: bad regular expression {value!r}: {exc}") from exc
         return Expectation(kind, value)
     if m := _EXPECT_LOG.match(text):
-        component, node, value = m.groups()
-        return Expectation("log", value, component, node)
+        kind, component, node, value = m.groups()
+        return Expectation(kind, value, component, node)
     if re.match(r"^#\s*expect", text):
         raise ScriptError(f"line {line}: not an expectation: {text!r} (see `ambient run --help`)")
     return None
@@ -100,6 +112,15 @@ def parse(text: str) -> list[ScriptStep]:
         commands: list[str] = []
         for number, raw, in_body in block:
             stripped = raw.strip()
+            if not in_body and _TOPOLOGY.match(stripped):
+                continue
+            if not in_body and (m := _RETRY.match(stripped)):
+                try:
+                    step.retry = float(m.group(1))
+                except ValueError:
+                    raise ScriptError(f"line {number}: `# retry:` needs a number of seconds, got {m.group(1)!r}") \
+                        from None
+                continue
             if not in_body and stripped.startswith("#"):
                 expectation = None if stripped.startswith("#!") else _expectation(stripped, number)
                 if expectation is not None:
@@ -134,6 +155,17 @@ def parse(text: str) -> list[ScriptStep]:
     return steps
 
 
+def script_topology(text: str, script: Path) -> Path | None:
+    """The topology a `# topology: FILE` comment before the first command names (relative to the script)."""
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if stripped and not stripped.startswith("#"):
+            return None
+        if m := _TOPOLOGY.match(stripped):
+            return (script.parent / m.group(1)).resolve()
+    return None
+
+
 def tail(output: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(output.rstrip("\n").splitlines()[-lines:])
 
@@ -164,6 +196,19 @@ def _is_component(pod: dict[str, Any], component: str) -> bool:
     return name == component or name.startswith(component + "-")
 
 
+async def check_no_log(cluster: Cluster, expectation: Expectation) -> str | None:
+    """None when the unwanted text is in no log of the component on the node, else the lines showing it."""
+    paths = await _log_paths(cluster, expectation.component, expectation.node)
+    if not paths:
+        return f"no pod {expectation.component}-... on node {expectation.node}"
+    seen = [line for p in paths if p.exists() for line in p.read_text(errors="replace").splitlines()
+            if expectation.value in line]
+    if not seen:
+        return None
+    return f"did not expect {expectation.value!r} in the {expectation.component} log on {expectation.node}" \
+           f" (it is there)\n{_indent(tail(chr(10).join(seen)))}"
+
+
 async def check_log(cluster: Cluster, expectation: Expectation, wait: float = LOG_WAIT) -> str | None:
     """Wait up to `wait` seconds for the expected line in the component's log on the node."""
     paths: list[Path] = []
@@ -182,23 +227,39 @@ async def check_log(cluster: Cluster, expectation: Expectation, wait: float = LO
 
 
 async def run_step(cluster: Cluster, step: ScriptStep, display: Display, timeout: float) -> tuple[list[str], float]:
-    """Run one step and check it: the failures (empty when it passed) and how long it took."""
+    """Run one step and check it (again and again for up to `step.retry` seconds while it fails):
+    the failures of the last attempt (empty when it passed) and how long it all took."""
     for line in step.narration:
         display.say(line)
     display.command(step.command)
-    code, output, elapsed = await run_bash(cluster.run.bin, step.command, timeout)
-    display.output(output)
     checks = [Expectation("exit", str(step.exit_code))] + [e for e in step.expectations if e.kind != "exit"]
-    failures = [why for e in checks if (why := await _check(cluster, e, code, output)) is not None]
+    started = time.monotonic()
+    attempts = 0
+    while True:
+        attempts += 1
+        code, output, _ = await run_bash(cluster.run.bin, step.command, timeout)
+        retrying = time.monotonic() - started < step.retry
+        failures = [why for e in checks if e.kind not in ("log", "no-log")
+                    if (why := check_output(e, code, output)) is not None]
+        if not failures:
+            failures = [why for e in checks if e.kind in ("log", "no-log")
+                        if (why := await _check_log(cluster, e, retrying)) is not None]
+        if not failures or not retrying:
+            break
+        await trio.sleep(RETRY_INTERVAL)
+    elapsed = time.monotonic() - started
+    display.output(output)
+    if attempts > 1:
+        display.progress(f"attempt {attempts} after {elapsed:.1f}s (# retry: {step.retry:g})")
     shown = "; ".join(failures) + f"\n     the output ended with:\n{_indent(tail(output))}" if failures else None
     display.result(not failures, shown)
     return failures, elapsed
 
 
-async def _check(cluster: Cluster, expectation: Expectation, code: int, output: str) -> str | None:
-    if expectation.kind == "log":
-        return await check_log(cluster, expectation)
-    return check_output(expectation, code, output)
+async def _check_log(cluster: Cluster, expectation: Expectation, retrying: bool) -> str | None:
+    if expectation.kind == "no-log":
+        return await check_no_log(cluster, expectation)
+    return await check_log(cluster, expectation, wait=RETRY_INTERVAL if retrying else LOG_WAIT)
 
 
 def _indent(text: str) -> str:
@@ -211,9 +272,14 @@ async def run_script(script: Path, *, topology: Path | None, name: str | None, c
     running one); print the summary table and return the exit code (0 when every step passed)."""
     display = display or Display()
     try:
-        steps = parse(script.read_text())
+        text = script.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise ScriptError(f"cannot read {script}: {exc}") from exc
+    steps = parse(text)
+    if topology is None and cluster_name is None and not os.environ.get("AMBIENT_CLUSTER"):
+        topology = script_topology(text, script)
+        if topology is not None and not topology.is_file():
+            raise ScriptError(f"{script}: its `# topology:` {topology} does not exist")
     rows = [("STEP", "RESULT", "TIME")]
     started = time.monotonic()
     if topology is not None:

@@ -6,6 +6,10 @@ kept in the run directory, and shortcuts are bash functions:
     pods                      kubectl get pods -A -o wide
     nodes                     kubectl get nodes -o wide
     logs COMPONENT NODE       the log of the pod COMPONENT-... on NODE (ztunnel, istio-cni, ...)
+    pcap POD|NODE [FILE]      tcpdump on its eth0 into FILE (default ./<pod>.pcap) until Ctrl-C;
+                              -c N packets, --seconds S, -f 'tcp port 15008', -n NAMESPACE
+    graph [FILE]              the cluster as an SVG picture (default ./<cluster>.svg): nodes, pods,
+                              their IPs and mesh membership, ztunnels, waypoints, services
     POD-OR-NODE COMMAND...    `ambient exec`: e.g. `sleep curl -s httpbin:8000`, `ambient-worker ip route`
 
 A shortcut hides a command of the same name (`sleep` the pod hides sleep(1): `command sleep 1`).
@@ -31,8 +35,8 @@ from harness import podexec
 from harness.cluster import Cluster
 
 # Names a shortcut must not hide: the shell's own words and the tools of the session.
-RESERVED = {"pods", "nodes", "logs", "kubectl", "istioctl", "ambient", "exit", "cd", "echo", "test", "time",
-            "for", "do", "done", "if", "then", "fi", "while", "case", "esac", "function", "select", "until"}
+RESERVED = {"pods", "nodes", "logs", "pcap", "graph", "kubectl", "istioctl", "ambient", "exit", "cd", "echo", "test",
+            "time", "for", "do", "done", "if", "then", "fi", "while", "case", "esac", "function", "select", "until"}
 
 
 def shortcut_names(pods: list[dict[str, Any]], nodes: list[str]) -> list[str]:
@@ -62,6 +66,9 @@ def rc_text(cluster: str, bin_dir: Path, history: Path, shortcuts: list[str]) ->
         f"ambient() {{ {ambient} \"$@\"; }}",
         "pods() { kubectl get pods -A -o wide \"$@\"; }",
         "nodes() { kubectl get nodes -o wide \"$@\"; }",
+        "pcap() { ambient pcap \"$@\"; }",
+        "graph() { if [ $# -gt 0 ] && [ \"${1#-}\" = \"$1\" ]; then ambient graph -o \"$@\"; "
+        "else ambient graph \"$@\"; fi; }",
         "logs() {",
         "  if [ $# -lt 2 ]; then echo 'usage: logs COMPONENT NODE [kubectl logs flags]' >&2; return 2; fi",
         "  local found",
@@ -80,7 +87,7 @@ def rc_text(cluster: str, bin_dir: Path, history: Path, shortcuts: list[str]) ->
     ]
     for name in shortcuts:
         lines.append(f"{name}() {{ ambient exec {name} -- \"$@\"; }}")
-    lines.append("complete -F _ambient_names logs " + " ".join(shortcuts))
+    lines.append("complete -F _ambient_names logs pcap " + " ".join(shortcuts))
     return "\n".join(lines) + "\n"
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from harness.runner import Expectation, ScriptError, check_output, parse
+from harness.runner import Expectation, ScriptError, check_output, parse, script_topology
 
 
 def test_steps_split_at_blank_lines_with_their_expectations_and_narration() -> None:
@@ -57,3 +59,25 @@ def test_output_checks() -> None:
     assert check_output(Expectation("not contains", "x"), 0, "x") == "did not expect 'x' in the output"
     assert check_output(Expectation("matches", r"^b\d$"), 0, "a\nb1\n") is None
     assert check_output(Expectation("matches", r"^a\d$"), 0, "a\nb1\n") is not None
+
+
+def test_retry_and_expect_no_log_belong_to_their_step() -> None:
+    first, second = parse("kubectl apply -f policy.yaml\n\n# notsleep is refused once the policy is in.\n"
+                          "curl -s httpbin:8000\n# retry: 10s\n# expect: exit 56\n"
+                          "# expect-no-log istio-cni ambient-worker2: line 2 failed\n")
+    assert first.retry == 0.0
+    assert second.retry == 10.0 and second.exit_code == 56
+    assert second.narration == ["notsleep is refused once the policy is in."]
+    assert second.expectations[1] == Expectation("no-log", "line 2 failed", "istio-cni", "ambient-worker2")
+    assert parse("true\n# retry: 2.5\n")[0].retry == 2.5
+    with pytest.raises(ScriptError, match="line 2: `# retry:` needs a number of seconds"):
+        parse("true\n# retry: soon\n")
+
+
+def test_the_topology_header_is_relative_to_the_script_and_not_narration(tmp_path: Path) -> None:
+    script = tmp_path / "repro" / "x" / "repro.sh"
+    text = "#!/usr/bin/env bash\n# A repro.\n# topology: ../../ambient.yaml\nkubectl get pods\n"
+    assert script_topology(text, script) == (tmp_path / "ambient.yaml").resolve()
+    assert parse(text)[0].narration == ["A repro."]
+    assert script_topology("kubectl get pods\n# topology: late.yaml\n", script) is None
+    assert script_topology("# no header\ntrue\n", script) is None

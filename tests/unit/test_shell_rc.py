@@ -27,9 +27,10 @@ def test_the_rc_file_is_valid_bash_with_the_prompt_and_shortcuts(tmp_path: Path)
     text = rc_text("demo", tmp_path / "bin", tmp_path / "history", ["sleep", "ambient-worker"])
     assert "PS1='(ambient:demo) $ '" in text
     assert 'sleep() { ambient exec sleep -- "$@"; }' in text
+    assert 'pcap() { ambient pcap "$@"; }' in text
     rc = tmp_path / "rc"
     rc.write_text(text)
     subprocess.run(["bash", "-n", str(rc)], check=True)
-    shown = subprocess.run(["bash", "-c", f". {rc}; type -t sleep pods logs ambient-worker; echo $PATH"],
+    shown = subprocess.run(["bash", "-c", f". {rc}; type -t sleep pods logs pcap graph ambient-worker; echo $PATH"],
                            capture_output=True, text=True, check=True, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
-    assert shown.stdout.split() == ["function"] * 4 + [f"{tmp_path / 'bin'}:/usr/bin:/bin"]
+    assert shown.stdout.split() == ["function"] * 6 + [f"{tmp_path / 'bin'}:/usr/bin:/bin"]
