@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -78,4 +79,19 @@ async def test_seed_002_walkthrough_passes_on_its_own_cluster() -> None:
     assert "18 passed, 0 failed" in output, output
     assert "command terminated with exit code 56" in output
     assert "-A ISTIO_PRERT -p tcp -m tcp --dport 15008" in output
+    assert name not in [run.cluster for run in sandbox.runs()]
+
+
+async def test_seed_001_walkthrough_passes_on_the_bookinfo_cluster() -> None:
+    """Seed 001 end to end: ingress gateway, L4 then L7 policy at the istio-mesh waypoint (403s,
+    metrics), reviews 90/10 counted against a binomial bound; the script names its topology."""
+    name = f"e2e-run-seed001-{os.getpid()}"
+    result = await trio.run_process([sys.executable, "-m", "harness.cli", "run", "topologies/walkthroughs/seed001.sh",
+                                     "--name", name],
+                                    check=False, capture_stdout=True, capture_stderr=True, cwd=REPO)
+    output = result.stdout.decode()
+    assert result.returncode == 0, output + result.stderr.decode()
+    assert re.search(r"\b33 passed, 0 failed", output), output
+    assert "RBAC: access denied" in output
+    assert 'response_code="403"' in output and 'source_workload="notsleep"' in output
     assert name not in [run.cluster for run in sandbox.runs()]
