@@ -272,3 +272,37 @@ async def _routes_configured(cluster: Cluster) -> bool:
     dump = json.loads((await in_pod(cluster, "waypoint", "curl", "-s", "localhost:15000/config_dump")).stdout or "{}")
     return any(r.get("hostname", "").startswith("echo.") and "VirtualService" in r.get("source", "")
                for r in dump.get("routes", []))
+
+
+@bounded
+async def test_a_workload_waypoint_takes_traffic_addressed_to_the_pod(mesh: Cluster) -> None:
+    """`--for workload` and a pod label: traffic to the pod's IP goes through that waypoint, and
+    its L7 policy applies there."""
+    (await mesh.istioctl("waypoint", "apply", "-n", NS, "--name", "pods", "--for", "workload", "--wait")).check()
+    pods = json.loads((await mesh.kubectl("get", "pods", "-n", NS, "-l", "app=httpbin", "-o", "json")).stdout)
+    pod = pods["items"][0]
+    name, pod_ip = pod["metadata"]["name"], pod["status"]["podIP"]
+    deny_delete = """
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-delete, namespace: ambient-demo}
+spec:
+  targetRefs:
+  - {kind: Gateway, group: gateway.networking.k8s.io, name: pods}
+  action: DENY
+  rules:
+  - to:
+    - operation: {methods: ["DELETE"]}
+"""
+    (await mesh.apply(deny_delete)).check()
+    (await mesh.kubectl("label", "pod", name, "-n", NS, "istio.io/use-waypoint=pods")).check()
+    try:
+        await eventually(lambda: _is(status_of(mesh, "sleep", f"http://{pod_ip}:8080/delete", "-X", "DELETE"), "403"),
+                         30, interval=0.2)
+        assert await status_of(mesh, "sleep", f"http://{pod_ip}:8080/get") == "200"
+        log = (await mesh.kubectl("logs", "deploy/pods", "-n", NS)).stdout
+        assert '"GET /get HTTP/1.1" 200' in log and f'"{pod_ip}:8080"' in log
+    finally:
+        (await mesh.kubectl("label", "pod", name, "-n", NS, "istio.io/use-waypoint-")).check()
+        (await mesh.kubectl("delete", "authorizationpolicy", "no-delete", "-n", NS)).check()
+        (await mesh.istioctl("waypoint", "delete", "pods", "-n", NS)).check()
