@@ -27,6 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import trio
 
@@ -51,6 +52,8 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfe
 RBAC_DENIED = "RBAC: access denied"
 NO_HEALTHY_UPSTREAM = "no healthy upstream"
 CONNECT_FAILURE = "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+CONNECTION_TERMINATION = ("upstream connect error or disconnect/reset before headers. "
+                          "reset reason: connection termination")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,17 @@ class Tunnel:
     gateways: tuple[str, ...] = ()  # router mode: the Istio Gateways (`ns/name`) of this port
 
 
+@dataclass(frozen=True)
+class Upstream:
+    """Where one request goes: the endpoint, its address, Envoy's cluster name, the backend Service."""
+
+    workload: Workload
+    ip: str
+    port: int
+    cluster: str
+    service: Service | None
+
+
 @dataclass
 class Outcome:
     """What happened to one request, filled in as it goes."""
@@ -78,6 +92,8 @@ class Outcome:
     upstream_host: str = ""
     upstream_time_ms: float | None = None
     route_name: str = ""
+    cluster: str = ""
+    service: Service | None = None     # the backend's (an ingress gateway has no addressed one)
 
 
 def _parse_authority(text: str | None) -> tuple[str, int] | None:
@@ -247,7 +263,8 @@ class WaypointProxy:
             duration_ms=(time.monotonic() - started) * 1000, upstream_time_ms=outcome.upstream_time_ms,
             source=self.mesh.workloads_by_ip.get(tunnel.source_address.rpartition(":")[0].strip("[]")),
             source_principal=str(tunnel.peer) if tunnel.peer else None, source_address=tunnel.source_address,
-            destination=outcome.destination, service=tunnel.service, service_port=tunnel.destination[1],
+            destination=outcome.destination, service=tunnel.service or outcome.service,
+            cluster=outcome.cluster,
             upstream_host=outcome.upstream_host, local_address=tunnel.local_address,
             user_agent=headers.get("user-agent", ""), request_id=request_id,
             forwarded_for=headers.get("x-forwarded-for", ""), route_name=outcome.route_name)
@@ -286,9 +303,9 @@ class WaypointProxy:
                            destination=self._expected_destination(tunnel))
         if tunnel.service is None:
             assert tunnel.workload is not None
-            rule = router.Rule(source="workload")
-            return await self._forward(rule, tunnel.workload, tunnel.destination[0], tunnel.destination[1],
-                                       request, headers, request_id)
+            ip, port = tunnel.destination
+            target = Upstream(tunnel.workload, ip, port, f"inbound-pod|{port}||{ip}", None)
+            return await self._forward(router.Rule(source="workload"), target, request, request_id)
         try:
             rule = router.select_rule(self.mesh, tunnel.service, tunnel.destination[1],
                                       router.Request(request.method, request.target, headers))
@@ -311,7 +328,11 @@ class WaypointProxy:
         if endpoint is None:
             return Outcome(_envoy_response(503, NO_HEALTHY_UPSTREAM), flags="UH", details="no_healthy_upstream")
         port = backend.service.target_port(endpoint.uid, backend.port)
-        return await self._forward(rule, endpoint, endpoint.ips[0], port, request, headers, request_id)
+        subset = backend.subset or ""
+        cluster = (f"outbound|{backend.port}|{subset}|{backend.service.hostname}" if self.settings.mode == "router"
+                   else f"inbound-vip|{backend.port}|http{'/' + subset if subset else ''}|{backend.service.hostname}")
+        target = Upstream(endpoint, endpoint.ips[0], port, cluster, backend.service)
+        return await self._forward(rule, target, request, request_id)
 
     async def _inject_fault(self, rule: router.Rule) -> Outcome | None:
         delay, abort = rule.fault.get("delay"), rule.fault.get("abort")
@@ -322,37 +343,36 @@ class WaypointProxy:
                            details="fault_filter_abort", route_name=rule.name)
         return None
 
-    async def _forward(self, rule: router.Rule, endpoint: Workload, ip: str, port: int, request: http.Request,
-                       headers: dict[str, str], request_id: str) -> Outcome:
-        upstream_host = format_address((ip, port))
+    async def _forward(self, rule: router.Rule, target: "Upstream", request: http.Request, request_id: str) -> Outcome:
+        def outcome(response: http.Response, **fields: Any) -> Outcome:
+            return Outcome(response, destination=target.workload, upstream_host=format_address((target.ip, target.port)),
+                           route_name=rule.name, cluster=target.cluster, service=target.service, **fields)
+
         sent = [(k, v) for k, v in request.headers if k not in HOP_BY_HOP and k != "x-request-id"]
         sent += [("x-request-id", request_id), ("x-forwarded-proto", "http")]
         sent = router.apply_header_ops(sent, rule.headers.get("request"))
-        target = router.rewrite_path(rule, request.target)
+        path = router.rewrite_path(rule, request.target)
         started = time.monotonic()
         try:
-            stream = await self.upstreams.open(endpoint, ip, port)
+            stream = await self.upstreams.open(target.workload, target.ip, target.port)
         except UpstreamError as exc:
-            log.info("upstream %s for %s: %s", upstream_host, request.target, exc)
-            return Outcome(_envoy_response(503, CONNECT_FAILURE), flags="UF", details="upstream_reset_before_response_started{connection_failure}",
-                           destination=endpoint, upstream_host=upstream_host, route_name=rule.name)
+            log.info("upstream %s:%d for %s: %s", target.ip, target.port, request.target, exc)
+            return outcome(_envoy_response(503, CONNECT_FAILURE), flags="UF",
+                           details="upstream_reset_before_response_started{connection_failure}")
         try:
             with trio.move_on_after(rule.timeout or DEFAULT_ROUTE_TIMEOUT) as scope:
-                response = await http.exchange(stream, request.method, target, sent, request.body)
+                response = await http.exchange(stream, request.method, path, sent, request.body)
         except (http.HTTPError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            log.info("upstream %s reset: %s", upstream_host, exc)
-            return Outcome(_envoy_response(503, "upstream connect error or disconnect/reset before headers. "
-                                                "reset reason: connection termination"),
-                           flags="UC", details="upstream_reset_before_response_started{connection_termination}",
-                           destination=endpoint, upstream_host=upstream_host, route_name=rule.name)
+            log.info("upstream %s:%d reset: %s", target.ip, target.port, exc)
+            return outcome(_envoy_response(503, CONNECTION_TERMINATION), flags="UC",
+                           details="upstream_reset_before_response_started{connection_termination}")
         finally:
             await trio.aclose_forcefully(stream)
         if scope.cancelled_caught:
-            return Outcome(_envoy_response(504, "upstream request timeout"), flags="UT", details="upstream_response_timeout",
-                           destination=endpoint, upstream_host=upstream_host, route_name=rule.name)
+            return outcome(_envoy_response(504, "upstream request timeout"), flags="UT",
+                           details="upstream_response_timeout")
         upstream_ms = (time.monotonic() - started) * 1000
         returned = [(k, v) for k, v in response.headers if k not in HOP_BY_HOP and k != "server"]
         returned = router.apply_header_ops(returned, rule.headers.get("response"))
         returned += [("x-envoy-upstream-service-time", f"{upstream_ms:.0f}"), ("server", "istio-envoy")]
-        return Outcome(http.Response(response.status, returned, response.body), destination=endpoint,
-                       upstream_host=upstream_host, upstream_time_ms=upstream_ms, route_name=rule.name)
+        return outcome(http.Response(response.status, returned, response.body), upstream_time_ms=upstream_ms)

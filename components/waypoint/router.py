@@ -32,6 +32,7 @@ class Backend:
     port: int                        # the service port asked for
     workloads: list[str] | None      # a subset's workloads; None: every endpoint
     error: str = ""
+    subset: str = ""
 
 
 @dataclass
@@ -124,7 +125,8 @@ def _first_matching_rule(mesh: Mesh, table: Obj, service: Service | None, port: 
             target = mesh.services_by_host.get(backend.get("hostname", ""))
             error = backend.get("error") or ("" if target is not None else f"service {backend.get('hostname')} not found")
             backends.append((Backend(target, backend.get("port") or _default_port(target, service, port),
-                                     backend.get("workloads"), error), int(backend.get("weight", 1))))
+                                     backend.get("workloads"), error, backend.get("subset", "")),
+                             int(backend.get("weight", 1))))
         path = matched.get("path") or {}
         return Rule(name=rule.get("name", ""), source=table.get("source", ""), backends=backends,
                     headers=rule.get("headers") or {}, rewrite=rule.get("rewrite"), timeout=rule.get("timeout"),

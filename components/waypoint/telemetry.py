@@ -52,7 +52,7 @@ class Exchange:
     source_address: str
     destination: Workload | None
     service: Service | None
-    service_port: int
+    cluster: str                          # Envoy's upstream cluster name, "" if none was chosen
     upstream_host: str
     local_address: str
     user_agent: str
@@ -160,12 +160,10 @@ def _quoted(value: str) -> str:
 def access_log_line(exchange: Exchange, start: datetime.datetime) -> str:
     """Istio's default Envoy access-log format (TEXT), one request."""
     stamp = start.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{start.microsecond // 1000:03d}Z"
-    svc = exchange.service
-    cluster = f"inbound-vip|{exchange.service_port}|http|{svc.hostname}" if svc else "-"
     upstream_time = f"{exchange.upstream_time_ms:.0f}" if exchange.upstream_time_ms is not None else "-"
     return (f'[{stamp}] "{exchange.method} {exchange.path} {exchange.protocol}" {exchange.status} {exchange.flags} '
             f'{exchange.details or "-"} - "-" {exchange.bytes_received} {exchange.bytes_sent} '
             f'{exchange.duration_ms:.0f} {upstream_time} {_quoted(exchange.forwarded_for)} '
             f'{_quoted(exchange.user_agent)} {_quoted(exchange.request_id)} {_quoted(exchange.authority)} '
-            f'{_quoted(exchange.upstream_host)} {cluster} - {exchange.local_address} {exchange.source_address} - '
+            f'{_quoted(exchange.upstream_host)} {exchange.cluster or "-"} - {exchange.local_address} {exchange.source_address} - '
             f'{exchange.route_name or "default"}')
