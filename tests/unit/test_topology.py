@@ -29,7 +29,7 @@ def test_default_topology_is_seed_002s_cluster() -> None:
 
 def test_bookinfo_topology_is_seed_001s_cluster_with_the_samples_as_written() -> None:
     topo = topology.load(REPO / "topologies" / "bookinfo.yaml")
-    assert (topo.name, topo.istio) == ("bookinfo", {"profile": "ambient"})
+    assert (topo.name, topo.istio) == ("bookinfo", {"profile": "ambient", "ingressGateway": True})
     assert [n.name for n in topo.nodes] == ["ambient-control-plane", "ambient-worker", "ambient-worker2"]
     samples = [doc for name in ("bookinfo/platform/kube/bookinfo.yaml", "sleep/sleep.yaml", "sleep/notsleep.yaml")
                for doc in yaml.safe_load_all((REPO / "samples" / name).read_text()) if doc]
