@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 from harness import sandbox
@@ -52,9 +53,10 @@ def differences(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 
 def run_processes(ignore: list[sandbox.RunDir] | None = None) -> list[str]:
-    """Processes of any run of the emulator alive on the host (by their command lines), except
-    those of the runs in `ignore` (which are meant to be running): their launcher and everything
-    in their PID namespace."""
+    """Processes of any run of this checkout alive on the host (by their command lines, which name
+    this checkout's interpreter), except those of the runs in `ignore` (which are meant to be
+    running): their launcher and everything in their PID namespace. Runs of other checkouts on a
+    shared machine are theirs to check."""
     namespaces = {run.launch().get("pidns") for run in ignore or []}
     launchers = {run.launch().get("launcher_pid") for run in ignore or []}
     found = []
@@ -67,6 +69,8 @@ def run_processes(ignore: list[sandbox.RunDir] | None = None) -> list[str]:
         except OSError:
             continue
         if pidns in namespaces:
+            continue
+        if sys.prefix not in cmdline:
             continue
         if "harness.daemon" in cmdline or "harness.runinit" in cmdline or "-m components." in cmdline:
             found.append(f"{proc.name}: {cmdline.strip()}")
