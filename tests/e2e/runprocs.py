@@ -45,3 +45,13 @@ async def signal(cluster: Cluster, pid: int, name: str) -> None:
 async def alive(cluster: Cluster, pid: int) -> bool:
     result = await cluster.run_in(sandbox.enter_run_argv(cluster.run) + ["kill", "-0", str(pid)])
     return result.exit_code == 0
+
+
+async def pid_of(cluster: Cluster, module: str) -> int:
+    """The one process of the run that runs `python -m MODULE` (components the daemon starts
+    itself, such as the apiserver, have no container status)."""
+    script = ('for p in /proc/[0-9]*; do [ "${p#/proc/}" = "$$" ] && continue; tr "\\0" " " < $p/cmdline 2>/dev/null | '
+              f'grep -q -- "-m {module} " && echo ${{p#/proc/}}; done; true')
+    pids = (await run_command(cluster, "sh", "-c", script)).split()
+    assert len(pids) == 1, f"processes running {module}: {pids}"
+    return int(pids[0])
