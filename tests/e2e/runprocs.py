@@ -47,11 +47,16 @@ async def alive(cluster: Cluster, pid: int) -> bool:
     return result.exit_code == 0
 
 
-async def pid_of(cluster: Cluster, module: str) -> int:
-    """The one process of the run that runs `python -m MODULE` (components the daemon starts
+async def pids_of(cluster: Cluster, module: str) -> list[int]:
+    """The processes of the run that run `python -m MODULE` (components the daemon starts
     itself, such as the apiserver, have no container status)."""
     script = ('for p in /proc/[0-9]*; do [ "${p#/proc/}" = "$$" ] && continue; tr "\\0" " " < $p/cmdline 2>/dev/null | '
-              f'grep -q -- "-m {module} " && echo ${{p#/proc/}}; done; true')
-    pids = (await run_command(cluster, "sh", "-c", script)).split()
+              f'grep -qE -- "^[^ ]+ -m {module} " && echo ${{p#/proc/}}; done; true')
+    return [int(pid) for pid in (await run_command(cluster, "sh", "-c", script)).split()]
+
+
+async def pid_of(cluster: Cluster, module: str) -> int:
+    """The one process of the run that runs `python -m MODULE`."""
+    pids = await pids_of(cluster, module)
     assert len(pids) == 1, f"processes running {module}: {pids}"
-    return int(pids[0])
+    return pids[0]
