@@ -54,6 +54,8 @@ DEFAULT_WINDOW = 65535
 MAX_STREAM_ID = 2**31 - 1
 READ_SIZE = 256 * KiB
 CLOSE_TIMEOUT = 1.0
+HEADER_LIST_HARD_LIMIT_FACTOR = 4
+HEADER_FIELD_OVERHEAD = 32  # RFC 9113 6.5.2: a field's size is its name, its value and 32
 MAX_BODY = 64 * MiB
 ErrorCodes = h2.errors.ErrorCodes
 
@@ -191,7 +193,11 @@ class _Connection:
         # new streams get the large window at once, as hypercorn does.
         self._h2.local_settings = h2.settings.Settings(client=client, initial_values=settings)
         self._h2.max_inbound_frame_size = config.max_frame_size
-        self._h2.decoder.max_header_list_size = config.max_header_list_size
+        # A server decodes header blocks up to a hard bound and refuses a request over its advertised
+        # limit on the stream alone (431, as h2's server does); a client, or a block past the bound,
+        # ends the connection.
+        self._h2.decoder.max_header_list_size = (
+            config.max_header_list_size if client else HEADER_LIST_HARD_LIMIT_FACTOR * config.max_header_list_size)
         self._streams: dict[int, H2Stream] = {}
         self._outbox: list[bytes] = []
         self._outbox_bytes = 0
@@ -633,6 +639,11 @@ class H2ServerConnection(_Connection):
             self._safe_reset(event.stream_id, ErrorCodes.REFUSED_STREAM)
             return
         assert self._nursery is not None
+        size = sum(len(name) + len(value) + HEADER_FIELD_OVERHEAD for name, value in event.headers)
+        if size > self._config.max_header_list_size:
+            self._h2.send_headers(event.stream_id, [(":status", "431")], end_stream=True)
+            self._safe_reset(event.stream_id, ErrorCodes.REFUSED_STREAM)
+            return
         pseudo, headers = _decode(event.headers)
         request = H2Request(method=pseudo.get(":method", ""), authority=pseudo.get(":authority"),
                             path=pseudo.get(":path"), scheme=pseudo.get(":scheme"),

@@ -485,7 +485,9 @@ async def test_client_announces_ztunnels_settings():
     assert increment == 16 * MiB - 65535
 
 
-async def test_header_lists_over_the_limits_end_the_connection():
+async def test_header_lists_over_the_limits():
+    """Over the server's 64 KiB: 431 on that stream and the connection goes on (h2's server);
+    past the hard bound, or over the client's 16 KiB in a response, the connection ends."""
     async def big_answer(request, stream):
         await stream.respond(200, [("x-big", "v" * 20_000)], end_stream=True)
 
@@ -494,8 +496,14 @@ async def test_header_lists_over_the_limits_end_the_connection():
             status, _, stream = await conn.connect("10.0.0.1:80", [("x-fine", "v" * 40_000)])
             assert status == 200
             await stream.aclose()
+            status, _, stream = await conn.connect("10.0.0.1:80", [(f"x-big-{i}", "v" * 4000) for i in range(18)])
+            assert status == 431
+            await stream.aclose()
+            status, _, stream = await conn.connect("10.0.0.1:80")
+            assert status == 200
+            await stream.aclose()
             with pytest.raises(ConnectionClosed):
-                await conn.connect("10.0.0.1:80", [("x-big", "v" * 70_000)])
+                await conn.connect("10.0.0.1:80", [(f"x-huge-{i}", "v" * 4000) for i in range(80)])
         async with h2_pair(big_answer) as (conn, _):
             with pytest.raises(ConnectionClosed, match="protocol error"):
                 await conn.connect("10.0.0.1:80")
