@@ -3,11 +3,15 @@
 `python -m components.ca --api HOST:PORT --listen 0.0.0.0:15012 [--trust-domain cluster.local]
 [--trusted-node-accounts istio-system/ztunnel] [--default-ttl 24h] [--max-ttl 2160h]
 [--audiences istio-ca] [--root-namespace istio-system] [--cluster-id Kubernetes] [--ready ADDRESS]`
+
+It stops when its parent process exits (istiod embeds its CA; a killed istiod takes it along).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 
 import trio
 
@@ -55,11 +59,26 @@ def parse_args(argv: list[str] | None) -> Config:
                   cluster_id=args.cluster_id, ready=args.ready or None)
 
 
+PARENT_POLL = 0.5
+
+
+async def _serve_while_parent_lives(config: Config) -> None:
+    """Serve until the process that started us (istiod) is gone: the real CA lives inside istiod
+    and dies with it, so a killed istiod must not leave its CA behind holding 15012."""
+    parent = os.getppid()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(CAServer(config).run)
+        while os.getppid() == parent:
+            await trio.sleep(PARENT_POLL)
+        logging.getLogger("ca").warning("parent process %d exited, stopping the CA", parent)
+        nursery.cancel_scope.cancel()
+
+
 def main(argv: list[str] | None = None) -> None:
     config = parse_args(argv)
     log.setup("istio")
     try:
-        trio.run(CAServer(config).run)
+        trio.run(_serve_while_parent_lives, config)
     except KeyboardInterrupt:
         pass
 
