@@ -121,6 +121,34 @@ async def test_istiod_down_keeps_the_last_config_and_pushes_the_new_once_back(fa
         await one_process_each(cluster, "components.istiod", "components.ca")
 
 
+async def test_istiod_killed_comes_back_with_one_ca_and_pushes_again(faulty_mesh: Cluster) -> None:
+    """SIGKILL to istiod: its CA child goes with it (the real CA lives inside istiod), the kubelet
+    restarts the container, exactly one istiod and one CA run again, and config flows."""
+    cluster = faulty_mesh
+    with trio.fail_after(TEST_TIMEOUT):
+        before = await app_pods(cluster)
+        z_dst = await ztunnel_on(cluster, (await pod(cluster, "httpbin")).node)
+        old_ca = await runprocs.pid_of(cluster, "components.ca")
+        await runprocs.signal(cluster, runprocs.container_pid(await istio_pod(cluster, "app=istiod")), "KILL")
+
+        async def replaced() -> bool:
+            if await runprocs.alive(cluster, old_ca):
+                return False
+            return (len(await runprocs.pids_of(cluster, "components.istiod")) == 1
+                    and len(await runprocs.pids_of(cluster, "components.ca")) == 1)
+        await eventually(replaced, 30, interval=0.5)
+        (await cluster.kubectl("wait", "--for=condition=Ready", "pod", "-l", "app=istiod", "-n", "istio-system",
+                               "--timeout=30s")).check()
+        (await cluster.kubectl("apply", "-n", NS, "-f", "-", input=SEED_002_POLICY)).check()
+        try:
+            await wait_for_policies(cluster, z_dst, {"allow-sleep-to-httpbin"})
+        finally:
+            (await cluster.kubectl("delete", "authorizationpolicy", "allow-sleep-to-httpbin", "-n", NS)).check()
+            await wait_for_policies(cluster, z_dst, set())
+        assert await app_pods(cluster) == before
+        await one_process_each(cluster, "components.istiod", "components.ca")
+
+
 async def test_apiserver_restart_loses_nothing(faulty_mesh: Cluster) -> None:
     cluster = faulty_mesh
     with trio.fail_after(TEST_TIMEOUT):
