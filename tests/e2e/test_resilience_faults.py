@@ -198,3 +198,61 @@ async def test_a_cut_fabric_link_stops_cross_node_traffic_until_restored(faulty_
             return await serves(cluster, "notsleep")
         await eventually(restored, 20, interval=0.5)
         assert await app_pods(cluster) == before
+
+
+SHORT_TTL_SECONDS = 130   # the CA backdates 2 minutes, so ztunnel renews 5 s after a fetch
+HTTPBIN_IDENTITY = "spiffe://cluster.local/ns/ambient-demo/sa/httpbin"
+
+
+async def _set_secret_ttl(cluster: Cluster, ttl: str | None) -> None:
+    """Roll the ztunnels with SECRET_TTL set (or back to the manifest's default)."""
+    ds = await cluster.api.get("apps/v1", "DaemonSet", "istio-system", "ztunnel")
+    container = ds["spec"]["template"]["spec"]["containers"][0]
+    env = [e for e in container.get("env") or [] if e["name"] != "SECRET_TTL"]
+    if ttl is not None:
+        env.append({"name": "SECRET_TTL", "value": ttl})
+    container["env"] = env
+    await cluster.api.replace(ds)
+    (await cluster.kubectl("rollout", "status", "ds/ztunnel", "-n", "istio-system", "--timeout=60s")).check()
+
+
+async def _httpbin_certificate(cluster: Cluster, ztunnel: str) -> dict | None:
+    for entry in (await config_dump(cluster, ztunnel))["certificates"]:
+        if entry["identity"] == HTTPBIN_IDENTITY and entry["certChain"]:
+            return entry["certChain"][0]
+    return None
+
+
+async def test_ca_down_near_expiry_keeps_the_old_certificate_until_the_ca_returns(faulty_mesh: Cluster) -> None:
+    """Short-lived certificates, then the CA stopped: ztunnel keeps serving with the certificate
+    it has past its renewal time (its retries back off, but never past the expiry), and fetches a
+    new one once the CA is back, before the old one runs out."""
+    cluster = faulty_mesh
+    with trio.fail_after(SHORT_TTL_SECONDS + 90):
+        await _set_secret_ttl(cluster, f"{SHORT_TTL_SECONDS}s")
+        try:
+            await eventually(lambda: serves(cluster), 30, interval=0.5)
+            z_dst = await ztunnel_on(cluster, (await pod(cluster, "httpbin")).node)
+            first = await eventually(lambda: _httpbin_certificate(cluster, z_dst), 15, interval=0.5)
+            expires = trio.current_time() + SHORT_TTL_SECONDS
+            ca = await runprocs.pid_of(cluster, "components.ca")
+            await runprocs.signal(cluster, ca, "STOP")
+            try:
+                await trio.sleep_until(trio.current_time() + 10)   # past the renewal time (5 s after the fetch)
+                assert await serves(cluster)
+                assert (await _httpbin_certificate(cluster, z_dst))["serialNumber"] == first["serialNumber"]
+                await trio.sleep_until(expires - 20)                # the CA stays away until shortly before expiry
+                assert await serves(cluster)
+                assert (await _httpbin_certificate(cluster, z_dst))["serialNumber"] == first["serialNumber"]
+            finally:
+                await runprocs.signal(cluster, ca, "CONT")
+
+            async def renewed() -> dict | None:
+                cert = await _httpbin_certificate(cluster, z_dst)
+                return cert if cert is not None and cert["serialNumber"] != first["serialNumber"] else None
+            fresh = await eventually(renewed, expires - trio.current_time() + 15, interval=0.5)
+            assert fresh["expirationTime"] > first["expirationTime"]
+            assert await serves(cluster)
+        finally:
+            await _set_secret_ttl(cluster, None)
+        await eventually(lambda: serves(cluster), 30, interval=0.5)
