@@ -9,6 +9,7 @@ hands the body over as it arrives, for watches.
 from __future__ import annotations
 
 import json
+import socket
 from http import HTTPStatus
 import urllib.parse
 from contextlib import asynccontextmanager
@@ -212,8 +213,13 @@ async def serve(listeners: list[trio.abc.Listener], handler: Handler,
         task_status.started()
 
 
-async def open_unix_listener(path: str, backlog: int = 128) -> trio.SocketListener:
-    """A listening Unix stream socket at `path` (a stale file there is replaced)."""
+async def open_unix_listener(path: str, backlog: int = socket.SOMAXCONN) -> trio.SocketListener:
+    """A listening Unix stream socket at `path` (a stale file there is replaced).
+
+    The backlog is the kernel's maximum: when a burst of clients (a kubelet starting hundreds of
+    pods) overflows it, a non-blocking AF_UNIX connect fails with EAGAIN, which trio takes for a
+    connect in progress and reports as connected; the client's first send then fails ENOTCONN.
+    """
     import os
 
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
