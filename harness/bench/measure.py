@@ -1,0 +1,180 @@
+"""The measurements: clusters brought up and torn down, and traffic between pods of a meshed cluster,
+each comparison measured side by side in the same cluster."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from harness import readiness
+from harness.bench import runstats, topologies
+from harness.bench.figures import Figure
+from harness.bench.topologies import DIRECT, L4, WAYPOINT
+from harness.cluster import Cluster
+
+PATH_READY_TIMEOUT = 30.0  # kube-proxy programming the Services, ztunnel serving the pods
+WAYPOINT_READY_TIMEOUT = 90.0
+WAYPOINT_SELECTOR = "gateway.networking.k8s.io/gateway-name=waypoint"
+IMAGE_PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName")
+"""Waiting reasons that do not clear during a run: the images a run can start are fixed."""
+
+
+def note(message: str) -> None:
+    """Progress on stderr, so the table on stdout stays clean."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Sizes:
+    pods: list[int]          # pod counts of the 4-node bring-ups
+    transfer_bytes: int
+    requests: int            # per latency path
+    connection_seconds: float
+
+
+async def bring_up(key: str, label: str, topology: Path, name: str) -> Figure:
+    """From the start of `ambient up` until every pod is Running and Ready; memory and CPU then."""
+    note(label)
+    started = time.monotonic()
+    async with Cluster.from_file(topology, name=name) as cluster:
+        seconds = time.monotonic() - started
+        pods = len((await cluster.api.list("v1", "Pod"))["items"])
+        processes = runstats.run_processes(cluster.run)
+        memory = runstats.memory(processes)
+        cpu = runstats.cpu_seconds(processes)
+        stopping = time.monotonic()
+    teardown = time.monotonic() - stopping
+    data = {"bring_up_s": round(seconds, 2), "pods": pods, **memory, "cpu_s": round(cpu, 1),
+            "teardown_s": round(teardown, 2)}
+    return Figure(key, label, data["bring_up_s"], "s", f"{seconds:.2f} s",
+                  f"{pods} pods, {memory['processes']} processes, {memory['pss_mib']:.0f} MiB PSS "
+                  f"({memory['rss_mib']:.0f} MiB RSS), CPU {cpu:.1f} s; teardown {teardown:.1f} s", data)
+
+
+async def bring_ups(workdir: Path, sizes: Sizes) -> list[Figure]:
+    figures = [await bring_up("bring_up_default", "bring-up, default topology (seed 002's cluster)",
+                              topologies.DEFAULT_TOPOLOGY, "bench-default")]
+    for pods in sizes.pods:
+        path = workdir / f"bench-{pods}.yaml"
+        path.write_text(topologies.pods_over_nodes(4, pods))
+        figures.append(await bring_up(f"bring_up_4_nodes_{pods}_pods",
+                                      f"bring-up, 4 nodes, {pods} pods ({pods // 2} httpbin, {pods - pods // 2} clients)",
+                                      path, f"bench-{pods}"))
+    return figures
+
+
+async def _loadgen(cluster: Cluster, namespace: str, *args: str) -> dict[str, Any]:
+    result = await cluster.exec("client", sys.executable, "-m", "components.apps.loadgen", *args, namespace=namespace)
+    if result.exit_code != 0:
+        raise RuntimeError(f"loadgen {' '.join(args)} in namespace {namespace} failed: {result.stderr.strip()}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+async def _wait_for_path(cluster: Cluster, namespace: str) -> None:
+    with trio.fail_after(PATH_READY_TIMEOUT):
+        while (await cluster.exec("client", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                  "--max-time", "2", "httpbin:8000/get", namespace=namespace)).stdout != "200":
+            await trio.sleep(0.2)
+
+
+async def _enroll_in_waypoint(cluster: Cluster) -> str | None:
+    """`istioctl waypoint apply --enroll-namespace` on the waypoint namespace, then wait for the
+    waypoint pod to be Ready. Returns why it is not, or None."""
+    applied = await cluster.istioctl("waypoint", "apply", "-n", WAYPOINT, "--enroll-namespace")
+    if not applied.ok:
+        return f"istioctl waypoint apply failed: {applied.stderr.strip() or applied.stdout.strip()}"
+    deadline = time.monotonic() + WAYPOINT_READY_TIMEOUT
+    while True:
+        pods = (await cluster.api.list("v1", "Pod", WAYPOINT, label_selector=WAYPOINT_SELECTOR))["items"]
+        problems = [problem for problem in map(readiness.pod_problem, pods) if problem]
+        if pods and not problems:
+            return None
+        final = [p for p in problems if any(reason in p for reason in IMAGE_PULL_FAILURES)]
+        if final:
+            return final[0]
+        if time.monotonic() > deadline:
+            return (problems[0] if problems else "no waypoint pod was created") + \
+                f" (after {WAYPOINT_READY_TIMEOUT:.0f} s)"
+        await trio.sleep(0.5)
+
+
+def _latency(key: str, path: str, figures: dict[str, Any]) -> Figure:
+    return Figure(key, f"request latency, {path}", figures["p50_ms"], "ms", f"p50 {figures['p50_ms']:.2f} ms",
+                  f"p99 {figures['p99_ms']:.2f} ms, mean {figures['mean_ms']:.2f} ms, "
+                  f"{figures['requests']} requests", figures)
+
+
+def _transfer(key: str, path: str, figures: dict[str, Any]) -> Figure:
+    data = {"bytes": figures["bytes"], "seconds_s": figures["seconds"], "gbit_per_s": figures["gbit_per_s"]}
+    return Figure(key, f"{figures['bytes'] / 2**30:g} GiB across nodes, {path}", figures["gbit_per_s"], "Gbit/s",
+                  f"{figures['gbit_per_s']:.2f} Gbit/s", f"{figures['seconds']:.2f} s", data)
+
+
+def _connections(key: str, path: str, figures: dict[str, Any], concurrency: int) -> Figure:
+    data = {"connections": figures["connections"], "failed": figures["failed"], "per_s": figures["per_second"],
+            "concurrency": concurrency}
+    return Figure(key, f"new connections per second, {path}", figures["per_second"], "/s",
+                  f"{figures['per_second']:.0f}/s",
+                  f"{figures['connections']} opened and closed by {concurrency} concurrent clients, "
+                  f"{figures['failed']} failed", data)
+
+
+async def _ztunnel_processes(cluster: Cluster) -> list[Path]:
+    """The processes of the ztunnels of the client's and the server's nodes."""
+    pods = (await cluster.api.list("v1", "Pod", "istio-system", label_selector="app=ztunnel"))["items"]
+    chosen = [p for p in pods if p["spec"].get("nodeName") in (topologies.CLIENT_NODE, topologies.SERVER_NODE)]
+    return [proc for pod in chosen for proc in runstats.pod_processes(cluster.run, pod)]
+
+
+async def mesh_figures(workdir: Path, sizes: Sizes) -> list[Figure]:
+    """Latency (direct, L4 mesh, waypoint), throughput, ztunnel CPU and connection rate in one cluster."""
+    path = workdir / "bench-mesh.yaml"
+    path.write_text(topologies.mesh())
+    figures: list[Figure] = []
+    concurrency = 8
+    note("mesh cluster: latency, throughput, connection rate")
+    async with Cluster.from_file(path) as cluster:
+        waypoint_problem = await _enroll_in_waypoint(cluster)
+        for ns in (DIRECT, L4) if waypoint_problem else (DIRECT, L4, WAYPOINT):
+            await _wait_for_path(cluster, ns)
+        requests = str(sizes.requests)
+        url = "http://httpbin:8000/get"
+        figures.append(_latency("latency_direct", "direct (client -> httpbin, new connection each)",
+                                await _loadgen(cluster, DIRECT, "latency", url, "-n", requests)))
+        figures.append(_latency("latency_mesh", "L4 mesh (both ztunnels, HBONE)",
+                                await _loadgen(cluster, L4, "latency", url, "-n", requests)))
+        waypoint_label = "waypoint (ztunnel -> waypoint -> ztunnel)"
+        if waypoint_problem:
+            figures.append(Figure.missing("latency_waypoint", f"request latency, {waypoint_label}", "ms",
+                                          waypoint_problem))
+        else:
+            figures.append(_latency("latency_waypoint", waypoint_label,
+                                    await _loadgen(cluster, WAYPOINT, "latency", url, "-n", requests)))
+
+        size = str(sizes.transfer_bytes)
+        direct = await _loadgen(cluster, DIRECT, "send", "sink:9000", "--bytes", size)
+        ztunnels = await _ztunnel_processes(cluster)
+        before = runstats.cpu_seconds(ztunnels)
+        hbone = await _loadgen(cluster, L4, "send", "sink:9000", "--bytes", size)
+        cpu_per_gib = (runstats.cpu_seconds(ztunnels) - before) / (sizes.transfer_bytes / 2**30)
+        ratio = hbone["gbit_per_s"] / direct["gbit_per_s"]
+        figures += [
+            _transfer("throughput_direct", "direct", direct),
+            _transfer("throughput_hbone", "HBONE (mTLS + HTTP/2 CONNECT)", hbone),
+            Figure("throughput_ratio", "HBONE throughput / direct", round(ratio, 3), "", f"{ratio:.2f}"),
+            Figure("ztunnel_cpu_per_gib", "ztunnel CPU time per GiB through HBONE", round(cpu_per_gib, 2), "s/GiB",
+                   f"{cpu_per_gib:.2f} s/GiB", "user + system, the client's and the server's ztunnel together",
+                   {"cpu_s_per_gib": round(cpu_per_gib, 2), "bytes": sizes.transfer_bytes}),
+        ]
+        seconds = str(sizes.connection_seconds)
+        for key, ns, label in (("connections_direct", DIRECT, "direct"), ("connections_mesh", L4, "L4 mesh")):
+            figures.append(_connections(key, label, await _loadgen(
+                cluster, ns, "connections", "sink:9000", "--seconds", seconds, "--concurrency", str(concurrency)),
+                concurrency))
+    return figures
