@@ -182,6 +182,10 @@ async def serve_connection(stream: trio.abc.Stream, handler: Handler, client: An
                     await _send(conn, stream, h11.Data(data=response.body))
             await _send(conn, stream, h11.EndOfMessage())
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                # End our direction before closing: over an HTTP/2 stream (a waypoint's HBONE
+                # tunnel) closing alone is a reset, and the peer may drop the response it has.
+                if isinstance(stream, trio.abc.HalfCloseableStream):
+                    await stream.send_eof()
                 return
             conn.start_next_cycle()
     except (HTTPError, h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
