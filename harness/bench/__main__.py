@@ -19,7 +19,9 @@ import trio
 
 from harness.bench import figures, measure
 from harness.bench.measure import Sizes
+from harness.cluster import ClusterError
 
+READY_TIMEOUT = 300  # seconds each bring-up may take before it counts as failed
 FULL = Sizes(pods=[100, 300], transfer_bytes=2**30, requests=300, connection_seconds=5.0)
 QUICK = Sizes(pods=[20, 60], transfer_bytes=128 * 2**20, requests=100, connection_seconds=2.0)
 
@@ -65,9 +67,16 @@ def main() -> None:
         print("scripts/bench needs root (it brings clusters up): sudo ./scripts/bench", file=sys.stderr)
         sys.exit(1)
     chosen = sizes(args)
+    # A bring-up of hundreds of pods on a busy machine may take longer than the daemon's default
+    # wait (scaled to manifests, not pods); a slow figure is still a figure.
+    os.environ.setdefault("AMBIENT_READY_TIMEOUT", str(READY_TIMEOUT))
     host = figures.machine()
-    with tempfile.TemporaryDirectory(prefix="ambient-bench-") as workdir:
-        results = trio.run(run, Path(workdir), chosen)
+    try:
+        with tempfile.TemporaryDirectory(prefix="ambient-bench-") as workdir:
+            results = trio.run(run, Path(workdir), chosen)
+    except (ClusterError, RuntimeError) as exc:
+        print(f"scripts/bench: {exc}", file=sys.stderr)
+        sys.exit(1)
     print(figures.table(results, host))
     if args.json:
         options: dict[str, Any] = {"quick": args.quick, **vars(chosen)}

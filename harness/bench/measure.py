@@ -16,7 +16,7 @@ from harness import readiness
 from harness.bench import runstats, topologies
 from harness.bench.figures import Figure
 from harness.bench.topologies import DIRECT, L4, WAYPOINT
-from harness.cluster import Cluster
+from harness.cluster import Cluster, ClusterError
 
 PATH_READY_TIMEOUT = 30.0  # kube-proxy programming the Services, ztunnel serving the pods
 WAYPOINT_READY_TIMEOUT = 90.0
@@ -42,13 +42,17 @@ async def bring_up(key: str, label: str, topology: Path, name: str) -> Figure:
     """From the start of `ambient up` until every pod is Running and Ready; memory and CPU then."""
     note(label)
     started = time.monotonic()
-    async with Cluster.from_file(topology, name=name) as cluster:
-        seconds = time.monotonic() - started
-        pods = len((await cluster.api.list("v1", "Pod"))["items"])
-        processes = runstats.run_processes(cluster.run)
-        memory = runstats.memory(processes)
-        cpu = runstats.cpu_seconds(processes)
-        stopping = time.monotonic()
+    try:
+        async with Cluster.from_file(topology, name=name) as cluster:
+            seconds = time.monotonic() - started
+            pods = len((await cluster.api.list("v1", "Pod"))["items"])
+            processes = runstats.run_processes(cluster.run)
+            memory = runstats.memory(processes)
+            cpu = runstats.cpu_seconds(processes)
+            stopping = time.monotonic()
+    except ClusterError as exc:
+        first_line = str(exc).splitlines()[0]
+        return Figure.missing(key, label, "s", f"the bring-up failed after {time.monotonic() - started:.0f} s: {first_line}")
     teardown = time.monotonic() - stopping
     data = {"bring_up_s": round(seconds, 2), "pods": pods, **memory, "cpu_s": round(cpu, 1),
             "teardown_s": round(teardown, 2)}
@@ -76,30 +80,42 @@ async def _loadgen(cluster: Cluster, namespace: str, *args: str) -> dict[str, An
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-async def _wait_for_path(cluster: Cluster, namespace: str) -> None:
-    with trio.fail_after(PATH_READY_TIMEOUT):
-        while (await cluster.exec("client", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                  "--max-time", "2", "httpbin:8000/get", namespace=namespace)).stdout != "200":
-            await trio.sleep(0.2)
+async def _wait_for_path(cluster: Cluster, namespace: str, *, through_waypoint: bool = False) -> None:
+    """Until client -> httpbin answers 200 (kube-proxy has programmed the Service, ztunnel serves
+    the pods), and, through a waypoint, until the answer comes from it: a Ready waypoint reaches
+    the client's ztunnel only with istiod's next push."""
+    async def answered() -> bool:
+        headers = (await cluster.exec("client", "curl", "-s", "-o", "/dev/null", "-D", "-", "--max-time", "2",
+                                      "httpbin:8000/get", namespace=namespace)).stdout.lower()
+        return headers.startswith("http/1.1 200") and (not through_waypoint or "server: istio-envoy" in headers)
+
+    try:
+        with trio.fail_after(PATH_READY_TIMEOUT):
+            while not await answered():
+                await trio.sleep(0.2)
+    except trio.TooSlowError:
+        how = "through the waypoint " if through_waypoint else ""
+        raise RuntimeError(f"client -> httpbin:8000 in namespace {namespace} did not answer 200 {how}"
+                           f"within {PATH_READY_TIMEOUT:.0f} s") from None
 
 
-async def _enroll_in_waypoint(cluster: Cluster) -> str | None:
+async def _enroll_in_waypoint(cluster: Cluster) -> tuple[list[dict[str, Any]], str | None]:
     """`istioctl waypoint apply --enroll-namespace` on the waypoint namespace, then wait for the
-    waypoint pod to be Ready. Returns why it is not, or None."""
+    waypoint pods to be Ready. Returns them, and why they are not (None once they are)."""
     applied = await cluster.istioctl("waypoint", "apply", "-n", WAYPOINT, "--enroll-namespace")
     if not applied.ok:
-        return f"istioctl waypoint apply failed: {applied.stderr.strip() or applied.stdout.strip()}"
+        return [], f"istioctl waypoint apply failed: {applied.stderr.strip() or applied.stdout.strip()}"
     deadline = time.monotonic() + WAYPOINT_READY_TIMEOUT
     while True:
         pods = (await cluster.api.list("v1", "Pod", WAYPOINT, label_selector=WAYPOINT_SELECTOR))["items"]
         problems = [problem for problem in map(readiness.pod_problem, pods) if problem]
         if pods and not problems:
-            return None
+            return pods, None
         final = [p for p in problems if any(reason in p for reason in IMAGE_PULL_FAILURES)]
         if final:
-            return final[0]
+            return pods, final[0]
         if time.monotonic() > deadline:
-            return (problems[0] if problems else "no waypoint pod was created") + \
+            return pods, (problems[0] if problems else "no waypoint pod was created") + \
                 f" (after {WAYPOINT_READY_TIMEOUT:.0f} s)"
         await trio.sleep(0.5)
 
@@ -140,9 +156,11 @@ async def mesh_figures(workdir: Path, sizes: Sizes) -> list[Figure]:
     concurrency = 8
     note("mesh cluster: latency, throughput, connection rate")
     async with Cluster.from_file(path) as cluster:
-        waypoint_problem = await _enroll_in_waypoint(cluster)
-        for ns in (DIRECT, L4) if waypoint_problem else (DIRECT, L4, WAYPOINT):
+        waypoints, waypoint_problem = await _enroll_in_waypoint(cluster)
+        for ns in (DIRECT, L4):
             await _wait_for_path(cluster, ns)
+        if not waypoint_problem:
+            await _wait_for_path(cluster, WAYPOINT, through_waypoint=True)
         requests = str(sizes.requests)
         url = "http://httpbin:8000/get"
         figures.append(_latency("latency_direct", "direct (client -> httpbin, new connection each)",
@@ -154,8 +172,11 @@ async def mesh_figures(workdir: Path, sizes: Sizes) -> list[Figure]:
             figures.append(Figure.missing("latency_waypoint", f"request latency, {waypoint_label}", "ms",
                                           waypoint_problem))
         else:
-            figures.append(_latency("latency_waypoint", waypoint_label,
-                                    await _loadgen(cluster, WAYPOINT, "latency", url, "-n", requests)))
+            figure = _latency("latency_waypoint", waypoint_label,
+                              await _loadgen(cluster, WAYPOINT, "latency", url, "-n", requests))
+            nodes = sorted({p["spec"].get("nodeName", "?") for p in waypoints})
+            figure.detail += f"; waypoint on {', '.join(nodes)} (answers carry server: istio-envoy)"
+            figures.append(figure)
 
         size = str(sizes.transfer_bytes)
         direct = await _loadgen(cluster, DIRECT, "send", "sink:9000", "--bytes", size)
