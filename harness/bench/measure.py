@@ -148,6 +148,15 @@ async def _ztunnel_processes(cluster: Cluster) -> list[Path]:
     return [proc for pod in chosen for proc in runstats.pod_processes(cluster.run, pod)]
 
 
+def _ztunnel_memory(ztunnels: list[Path]) -> Figure:
+    used = runstats.memory(ztunnels)
+    count = max(used["processes"], 1)
+    pss, rss = round(used["pss_mib"] / count, 1), round(used["rss_mib"] / count, 1)
+    return Figure("ztunnel_memory", "ztunnel memory, each", pss, "MiB", f"{pss:.0f} MiB PSS",
+                  f"{rss:.0f} MiB RSS; mean of the client's and the server's ztunnel after the transfers",
+                  {"pss_mib": pss, "rss_mib": rss, "ztunnels": used["processes"]})
+
+
 async def mesh_figures(workdir: Path, sizes: Sizes) -> list[Figure]:
     """Latency (direct, L4 mesh, waypoint), throughput, ztunnel CPU and connection rate in one cluster."""
     path = workdir / "bench-mesh.yaml"
@@ -155,7 +164,14 @@ async def mesh_figures(workdir: Path, sizes: Sizes) -> list[Figure]:
     figures: list[Figure] = []
     concurrency = 8
     note("mesh cluster: latency, throughput, connection rate")
+    started = time.monotonic()
     async with Cluster.from_file(path) as cluster:
+        seconds = time.monotonic() - started
+        pods = len((await cluster.api.list("v1", "Pod"))["items"])
+        figures.append(Figure("bring_up_mesh", "bring-up, 3 nodes with Istio ambient and the benchmark's apps",
+                              round(seconds, 2), "s", f"{seconds:.2f} s",
+                              f"{pods} pods: istiod, istio-cni and ztunnel per node, kube-proxy, CoreDNS, apps",
+                              {"bring_up_s": round(seconds, 2), "pods": pods}))
         waypoints, waypoint_problem = await _enroll_in_waypoint(cluster)
         for ns in (DIRECT, L4):
             await _wait_for_path(cluster, ns)
@@ -192,6 +208,7 @@ async def mesh_figures(workdir: Path, sizes: Sizes) -> list[Figure]:
             Figure("ztunnel_cpu_per_gib", "ztunnel CPU time per GiB through HBONE", round(cpu_per_gib, 2), "s/GiB",
                    f"{cpu_per_gib:.2f} s/GiB", "user + system, the client's and the server's ztunnel together",
                    {"cpu_s_per_gib": round(cpu_per_gib, 2), "bytes": sizes.transfer_bytes}),
+            _ztunnel_memory(ztunnels),
         ]
         seconds = str(sizes.connection_seconds)
         for key, ns, label in (("connections_direct", DIRECT, "direct"), ("connections_mesh", L4, "L4 mesh")):

@@ -30,13 +30,14 @@ def run_processes(run: RunDir) -> list[Path]:
 
 
 def pod_processes(run: RunDir, pod: dict[str, Any]) -> list[Path]:
-    """/proc/<pid> of the processes in a pod's network namespace (its pause process and containers)."""
+    """/proc/<pid> of a pod's container processes: those in its network namespace but its pause process."""
     pause_pid = str(podexec.pod_sandbox(run, pod)["pause_pid"])
     processes = run_processes(run)
-    netns = next((_namespace(proc, "net") for proc in processes if _pid_in_run(proc) == pause_pid), None)
+    pause = next((proc for proc in processes if _pid_in_run(proc) == pause_pid), None)
+    netns = _namespace(pause, "net") if pause is not None else None
     if netns is None:
         raise podexec.ExecError(f'pod "{pod["metadata"]["name"]}": its pause process (pid {pause_pid} in the run) is gone')
-    return [proc for proc in processes if _namespace(proc, "net") == netns]
+    return [proc for proc in processes if proc != pause and _namespace(proc, "net") == netns]
 
 
 def _pid_in_run(proc: Path) -> str | None:
