@@ -18,7 +18,7 @@ from harness.bench.figures import Figure
 from harness.bench.topologies import DIRECT, L4, WAYPOINT
 from harness.cluster import Cluster, ClusterError
 
-PATH_READY_TIMEOUT = 30.0  # kube-proxy programming the Services, ztunnel serving the pods
+PATH_READY_TIMEOUT = 60.0  # kube-proxy programming the Services, ztunnel (and istiod's push) serving the pods
 WAYPOINT_READY_TIMEOUT = 90.0
 WAYPOINT_SELECTOR = "gateway.networking.k8s.io/gateway-name=waypoint"
 IMAGE_PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName")
