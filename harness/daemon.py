@@ -23,7 +23,7 @@ import trio
 
 from components.common import http, kinds, log as logsetup
 from components.common.apiclient import ApiClient, ApiError
-from harness import manifests, network, procs, readiness, topology
+from harness import host, manifests, network, procs, readiness, topology
 from harness.kubelet import Kubelet, NodeRuntime
 from harness.sandbox import RunDir
 
@@ -58,16 +58,6 @@ class Reporter:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-
-
-def _os_image() -> str:
-    try:
-        for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
-                return line.partition("=")[2].strip('"')
-    except OSError:
-        pass
-    return "Linux"
 
 
 class Daemon:
@@ -204,7 +194,7 @@ class Daemon:
 
     async def _register_nodes(self) -> None:
         kernel = platform.release()
-        os_image = _os_image()
+        os_image = host.os_image()
         for index, (name, node) in enumerate(self.nodes.items()):
             spec = self.topology.nodes[index]
             taints = [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}] if index == 0 else []

@@ -9,6 +9,7 @@ hands the body over as it arrives, for watches.
 from __future__ import annotations
 
 import json
+import socket
 from http import HTTPStatus
 import urllib.parse
 from contextlib import asynccontextmanager
@@ -181,6 +182,10 @@ async def serve_connection(stream: trio.abc.Stream, handler: Handler, client: An
                     await _send(conn, stream, h11.Data(data=response.body))
             await _send(conn, stream, h11.EndOfMessage())
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                # End our direction before closing: over an HTTP/2 stream (a waypoint's HBONE
+                # tunnel) closing alone is a reset, and the peer may drop the response it has.
+                if isinstance(stream, trio.abc.HalfCloseableStream):
+                    await stream.send_eof()
                 return
             conn.start_next_cycle()
     except (HTTPError, h11.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
@@ -212,8 +217,13 @@ async def serve(listeners: list[trio.abc.Listener], handler: Handler,
         task_status.started()
 
 
-async def open_unix_listener(path: str, backlog: int = 128) -> trio.SocketListener:
-    """A listening Unix stream socket at `path` (a stale file there is replaced)."""
+async def open_unix_listener(path: str, backlog: int = socket.SOMAXCONN) -> trio.SocketListener:
+    """A listening Unix stream socket at `path` (a stale file there is replaced).
+
+    The backlog is the kernel's maximum: when a burst of clients (a kubelet starting hundreds of
+    pods) overflows it, a non-blocking AF_UNIX connect fails with EAGAIN, which trio takes for a
+    connect in progress and reports as connected; the client's first send then fails ENOTCONN.
+    """
     import os
 
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)

@@ -64,7 +64,7 @@ class DeploymentController(Controller):
         owned = podutil.owned_pods(self.store, deployment)
         active = [p for p in owned if podutil.is_active(p)]
         current = [p for p in active if meta.labels_of(p).get(HASH_LABEL) == current_hash]
-        old_active = [p for p in active if p not in current]
+        old_active = [p for p in active if meta.labels_of(p).get(HASH_LABEL) != current_hash]
         recreate = (spec.get("strategy") or {}).get("type") == "Recreate"
         old_left = any(meta.labels_of(p).get(HASH_LABEL) != current_hash for p in owned)
         if recreate and old_active:

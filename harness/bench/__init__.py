@@ -1,0 +1,1 @@
+"""`python -m harness.bench`: the benchmark behind scripts/bench."""
