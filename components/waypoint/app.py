@@ -12,6 +12,7 @@ from components.common import http, meshconfig
 from components.waypoint.identity import Fetcher, OwnCertificate, ca_fetcher
 from components.waypoint.mesh import Mesh
 from components.waypoint.proxy import WaypointProxy
+from components.waypoint.secrets import secrets_config_dump
 from components.waypoint.settings import ADMIN_PORT, HBONE_PORT, READINESS_PORT, STATS_PORT, Settings
 from components.waypoint.telemetry import SOURCE, WAYPOINT, Metrics
 from components.waypoint.upstream import Upstreams
@@ -65,7 +66,8 @@ class Waypoint:
                 "identity": self.settings.identity, "version": mesh.version,
                 "routes": list(mesh.routes.values()),
                 "policies": mesh.attached_policies(self.settings.namespace, self.settings.gateway_name, None)
-                + [p for p in mesh.policies if any(t.get("kind") == "Service" for t in p.get("targets") or [])]}
+                + [p for p in mesh.policies if any(t.get("kind") == "Service" for t in p.get("targets") or [])],
+                "configs": [secrets_config_dump(self.certificate)]}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

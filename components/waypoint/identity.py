@@ -29,12 +29,16 @@ class OwnCertificate:
         self.client: ssl.SSLContext | None = None
         self.error = ""
         self.ready = trio.Event()
+        self.installed_at: datetime.datetime | None = None  # when `current` was installed
+        self.generation = 0  # how many certificates have been installed
 
     def _install(self, cert: WorkloadCertificate) -> None:
         self.current = cert
         self.server = tls.server_context(cert.chain_pem, cert.key_pem, cert.root_pem)
         self.client = tls.client_context(cert.chain_pem, cert.key_pem, cert.root_pem)
         self.error = ""
+        self.installed_at = datetime.datetime.now(datetime.timezone.utc)
+        self.generation += 1
         self.ready.set()
 
     async def run(self) -> None:

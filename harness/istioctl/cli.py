@@ -4,7 +4,7 @@ it, and turning errors into istioctl's messages and exit codes."""
 from __future__ import annotations
 
 from components.common.apiclient import ApiError
-from harness.istioctl import flags, install, precheck, version, waypoint, ztunnel_config
+from harness.istioctl import flags, install, precheck, proxy_config, version, waypoint, ztunnel_config
 from harness.istioctl.command import Command, help_text
 from harness.istioctl.context import IstioctlContext, emit
 from harness.istioctl.errors import EXIT_INCORRECT_USAGE, IstioctlError, report
@@ -25,15 +25,15 @@ ROOT = Command(
                 install.FLAGS, ("apply",),
                 long="The install command generates an Istio install manifest and applies it to a cluster."),
         Command("version", "Prints out build version information", version.run, version.FLAGS),
+        proxy_config.COMMAND,
         waypoint.COMMAND,
         ztunnel_config.COMMAND,
     ))
 
 # istioctl 1.24's other top-level commands: real names, not emulated (yet).
 NOT_EMULATED = {"admin": (), "analyze": (), "bug-report": (), "completion": (), "create-remote-secret": (),
-                "dashboard": ("dash", "d"), "kube-inject": (), "manifest": (), "proxy-config": ("pc",),
-                "proxy-status": ("ps",), "remote-clusters": (), "tag": (), "uninstall": (), "upgrade": (),
-                "validate": ("v",)}
+                "dashboard": ("dash", "d"), "kube-inject": (), "manifest": (), "proxy-status": ("ps",),
+                "remote-clusters": (), "tag": (), "uninstall": (), "upgrade": (), "validate": ("v",)}
 
 
 def _is_flag(arg: str) -> bool:

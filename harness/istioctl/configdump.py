@@ -195,7 +195,8 @@ def _by_namespace_name(items: list[Obj], *extra: str) -> list[Obj]:
 
 # -- summaries ---------------------------------------------------------------------------------
 
-def _table(rows: list[list[str]], padding: int = 1) -> str:
+def table(rows: list[list[str]], padding: int = 1) -> str:
+    """istioctl's text/tabwriter tables: `padding` spaces between columns."""
     writer = TabWriter(minwidth=0, padding=padding)
     for row in rows:
         writer.write("\t".join(row) + "\n")
@@ -221,7 +222,7 @@ def workload_summary(dump: ZtunnelDump, selection: WorkloadFilter = WorkloadFilt
         address = ",".join(w["workloadIps"] or []) or w["hostname"]
         rows.append([w["namespace"], w["name"], address, w["node"], _waypoint_name(w.get("waypoint"), dump.services),
                      w["protocol"]])
-    return _table(rows)
+    return table(rows)
 
 
 def service_summary(dump: ZtunnelDump, namespace: str = "") -> str:
@@ -233,14 +234,14 @@ def service_summary(dump: ZtunnelDump, namespace: str = "") -> str:
         vips = ",".join(vip.partition("/")[2] for vip in s["vips"] or [])
         rows.append([s["namespace"], s["name"], vips, _waypoint_name(s.get("waypoint"), dump.services),
                      f"{healthy}/{len(endpoints)}"])
-    return _table(rows)
+    return table(rows)
 
 
 def policy_summary(dump: ZtunnelDump, namespace: str = "") -> str:
     rows = [["NAMESPACE", "POLICY NAME", "ACTION", "SCOPE"]]
     rows += [[p["namespace"], p["name"], p["action"], p["scope"]]
              for p in _by_namespace_name(in_namespace(dump.policies, namespace))]
-    return _table(rows)
+    return table(rows)
 
 
 def _serial_hex(serial: str) -> str:
@@ -269,7 +270,7 @@ def certificate_summary(dump: ZtunnelDump, now: datetime | None = None) -> str:
             kind = "Leaf" if i == 0 else "Root" if i == len(chain) - 1 else "Intermediate"
             rows.append([secret["identity"], kind, state, "true" if _valid_now(cert, now) else "false",
                          _serial_hex(cert["serialNumber"]), cert["expirationTime"] or "NA", cert["validFrom"] or "NA"])
-    return _table(rows, padding=5)
+    return table(rows, padding=5)
 
 
 def full_summary(dump: ZtunnelDump, now: datetime | None = None) -> str:

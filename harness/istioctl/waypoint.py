@@ -10,11 +10,11 @@ import trio
 
 from components.common.apiclient import ApiError
 from harness.istioctl.command import Command
+from harness.istioctl.configdump import table
 from harness.istioctl.context import IstioctlContext, emit
 from harness.istioctl.errors import IstioctlError
 from harness.istioctl.flags import BOOL, STRING, Flag, Parsed
 from harness.kubectl.printers import to_yaml
-from harness.kubectl.tabwriter import TabWriter
 
 Obj = dict[str, Any]
 
@@ -95,14 +95,6 @@ async def _waypoints(ctx: IstioctlContext, namespace: str | None) -> list[Obj]:
             if (g.get("spec") or {}).get("gatewayClassName") == WAYPOINT_CLASS]
 
 
-def _table(rows: list[list[str]]) -> str:
-    """istioctl's tabwriter: five spaces between columns."""
-    writer = TabWriter(minwidth=0, padding=5)
-    for row in rows:
-        writer.write("\t".join(row) + "\n")
-    return writer.flush()
-
-
 async def list_waypoints(parsed: Parsed, ctx: IstioctlContext) -> int:
     everywhere = parsed["all-namespaces"]
     waypoints = await _waypoints(ctx, None if everywhere else _namespace(parsed))
@@ -114,7 +106,7 @@ async def list_waypoints(parsed: Parsed, ctx: IstioctlContext) -> int:
         meta = gw["metadata"]
         rows.append(([meta["namespace"]] if everywhere else [])
                     + [meta["name"], (meta.get("labels") or {}).get(REVISION) or "default", _programmed(gw)])
-    emit(ctx.stdout, _table(rows))
+    emit(ctx.stdout, table(rows, padding=5))
     return 0
 
 
@@ -145,7 +137,7 @@ async def status(parsed: Parsed, ctx: IstioctlContext) -> int:
     rows = [["NAMESPACE", "NAME", "STATUS", "TYPE", "REASON", "MESSAGE"]]
     for condition in (gw.get("status") or {}).get("conditions") or []:
         rows.append([namespace, name] + [str(condition.get(k, "")) for k in ("status", "type", "reason", "message")])
-    emit(ctx.stdout, _table(rows))
+    emit(ctx.stdout, table(rows, padding=5))
     return 0
 
 

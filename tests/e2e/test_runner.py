@@ -91,7 +91,7 @@ async def test_seed_001_walkthrough_passes_on_the_bookinfo_cluster() -> None:
                                     check=False, capture_stdout=True, capture_stderr=True, cwd=REPO)
     output = result.stdout.decode()
     assert result.returncode == 0, output + result.stderr.decode()
-    assert re.search(r"\b33 passed, 0 failed", output), output
+    assert re.search(r"\b34 passed, 0 failed", output), output
     assert "RBAC: access denied" in output
     assert 'response_code="403"' in output and 'source_workload="notsleep"' in output
     assert name not in [run.cluster for run in sandbox.runs()]

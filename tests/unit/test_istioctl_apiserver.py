@@ -4,6 +4,7 @@ ztunnel-config reading a stand-in istiod and ztunnel on 127.0.0.1 through the po
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from dataclasses import dataclass
@@ -12,12 +13,14 @@ from typing import Any
 
 import pytest
 import trio
+from cryptography import x509
 
-from components.common import http
+from components.common import http, pki
 from components.common.apiclient import ApiClient
 from harness.istioctl import IstioctlContext, cluster, run
 from tests.unit.test_apiserver_support import add_kind_nodes, api, apiserver, pod, run_pod, signing_key  # noqa: F401
 from tests.unit.test_istioctl_configdump import CERTIFICATES, demo_config
+from tests.unit.test_istioctl_envoydump import WAYPOINT as WAYPOINT_ID, served_dump
 
 ISTIO_CORE = """\
 apiVersion: v1
@@ -347,3 +350,65 @@ async def test_unreachable_istiod_reads_as_a_port_forward_failure(mesh: ApiClien
                           f"127.0.0.1:{closed}: connect: connection refused\n")
 
 
+
+
+# -- proxy-config secret against stand-ins for a waypoint's Envoy and a ztunnel ---------------------
+
+@pytest.fixture
+async def waypoint(mesh: ApiClient, nursery: trio.Nursery) -> str:
+    """A waypoint pod (`waypoint-7d9f8c5b6-xk2lp` of deploy/waypoint in ambient-demo) whose admin
+    port, on 127.0.0.1, serves the config dump the waypoint component builds; returns the port."""
+    root = pki.RootCA.generate()
+    port = await _serve(nursery, {"/config_dump": served_dump(root, root.issue(str(WAYPOINT_ID)))})
+    await mesh.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ambient-demo"}})
+    labels = {"gateway.networking.k8s.io/gateway-name": "waypoint"}
+    container = {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.24.0"}
+    await mesh.create({"apiVersion": "apps/v1", "kind": "DaemonSet",
+                       "metadata": {"name": "waypoint", "namespace": "ambient-demo"},
+                       "spec": {"selector": {"matchLabels": labels},
+                                "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}}})
+    await mesh.create(pod("waypoint-7d9f8c5b6-xk2lp", "ambient-demo", labels, containers=[container], nodeName="worker"))
+    await run_pod(mesh, "ambient-demo", "waypoint-7d9f8c5b6-xk2lp", "127.0.0.1")
+    return str(port)
+
+
+async def test_proxy_config_secret_of_a_waypoint(mesh: ApiClient, waypoint: str):
+    short = await istioctl(mesh, "pc", "secret", "waypoint-7d9f8c5b6-xk2lp.ambient-demo", "--proxy-admin-port", waypoint)
+    assert (short.code, short.err) == (0, "")
+    assert [line.split()[:3] for line in short.out.splitlines()] == [
+        ["RESOURCE", "NAME", "TYPE"], ["default", "Cert", "Chain"], ["ROOTCA", "CA", "ACTIVE"]]
+    as_json = await istioctl(mesh, "-n", "ambient-demo", "proxy-config", "secrets", "ds/waypoint", "-o", "json",
+                             "--proxy-admin-port", waypoint)
+    chain = json.loads(as_json.out)["dynamicActiveSecrets"][0]["secret"]["tlsCertificate"]["certificateChain"]
+    leaf = pki.load_certificates(base64.b64decode(chain["inlineBytes"]))[0]
+    assert leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.UniformResourceIdentifier) == [str(WAYPOINT_ID)]
+    as_yaml = await istioctl(mesh, "pc", "s", "waypoint-7d9f8c5b6-xk2lp", "-n", "ambient-demo", "-o", "yaml",
+                             "--proxy-admin-port", waypoint)
+    assert as_yaml.out.startswith("dynamicActiveSecrets:\n- lastUpdated: ")
+
+
+async def test_proxy_config_secret_of_a_ztunnel_is_istioctl_1_24s_error(mesh: ApiClient):
+    port = str(cluster.ZTUNNEL_ADMIN_PORT)
+    as_json = await istioctl(mesh, "pc", "secret", "ds/ztunnel", "-n", "istio-system", "-o", "json",
+                             "--proxy-admin-port", port)
+    assert (as_json.code, as_json.out) == (1, "")
+    assert as_json.err == ("Error: sidecar doesn't support secrets: config dump has no configuration type "
+                           "type.googleapis.com/envoy.admin.v3.SecretsConfigDump\n")
+    short = await istioctl(mesh, "pc", "secret", "ztunnel-abcde.istio-system", "--proxy-admin-port", port)
+    assert (short.code, short.err) == (
+        1, "Error: config dump has no configuration type type.googleapis.com/envoy.admin.v3.SecretsConfigDump\n")
+
+
+async def test_proxy_config_secret_errors(mesh: ApiClient):
+    port = str(cluster.ZTUNNEL_ADMIN_PORT)
+    assert (await istioctl(mesh, "pc", "secret")).err == "Error: secret requires pod name or --file parameter\n"
+    missing = await istioctl(mesh, "pc", "secret", "sleep-1", "--proxy-admin-port", port)
+    assert missing.err == ("Error: failed to execute command on sleep-1.default sidecar: failure running port forward "
+                           "process: failure running port forward process: failed retrieving: pods \"sleep-1\" not "
+                           "found in the \"default\" namespace\n")
+    no_workload = await istioctl(mesh, "pc", "secret", "deploy/waypoint", "-n", "istio-system")
+    assert no_workload.err == ('Error: failed retrieving: deployments.apps "waypoint" not found in the "istio-system" '
+                               "namespace\n")
+    wide = await istioctl(mesh, "pc", "secret", "ztunnel-abcde.istio-system", "-o", "wide", "--proxy-admin-port", port)
+    assert wide.err == 'Error: output format "wide" not supported\n'

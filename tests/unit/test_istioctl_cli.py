@@ -52,8 +52,10 @@ async def test_unknown_commands_get_cobras_error_and_exit_64():
 
 
 async def test_real_commands_not_emulated_say_so():
-    code, _, err = await istioctl("pc", "secret", "ds/ztunnel", "-n", "istio-system")
-    assert (code, err) == (1, 'Error: "istioctl proxy-config" is not emulated yet\n')
+    code, _, err = await istioctl("ps", "ds/ztunnel", "-n", "istio-system")
+    assert (code, err) == (1, 'Error: "istioctl proxy-status" is not emulated yet\n')
+    code, _, err = await istioctl("pc", "clusters", "deploy/waypoint")
+    assert (code, err) == (1, 'Error: "istioctl proxy-config cluster" is not emulated yet\n')
 
 
 async def test_flag_errors_are_pflags():
