@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 
 import trio
 
 
+PASSED_ON = ("AMBIENT_RUN_ROOT", "PATH", "HOME")
+
+
 class Terminal:
     def __init__(self, width: int = 160, height: int = 40):
         self.name = f"ambient-test-{uuid.uuid4().hex[:8]}"
+        # The tmux server may be someone else's, started with another environment: pass ours on.
+        env = [f"{name}={os.environ[name]}" for name in PASSED_ON if name in os.environ]
         subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
-                        "bash --norc --noprofile"], check=True)
+                        *[arg for pair in env for arg in ("-e", pair)], "bash --norc --noprofile"], check=True)
 
     def type(self, text: str, enter: bool = True) -> None:
         subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", text], check=True)

@@ -28,9 +28,14 @@ async def pod_ip(cluster: Cluster, app: str) -> str:
     return pods[0]["status"]["podIP"]
 
 
-async def capture_while_curling(cluster: Cluster, path: Path) -> tuple[str, str]:
-    """`ambient pcap sleep FILE` stopped with Ctrl-C (SIGINT to its process group, as a terminal
-    sends it) after sleep curls httpbin: (what pcap printed, `tcpdump -r FILE`)."""
+def read_pcap(path: Path) -> str:
+    return subprocess.run(["tcpdump", "-nn", "-r", str(path)], capture_output=True, text=True).stdout
+
+
+async def capture_while_curling(cluster: Cluster, path: Path, flow: str) -> tuple[str, str]:
+    """`ambient pcap sleep FILE` while sleep curls httpbin, stopped with Ctrl-C (SIGINT to its
+    process group, as a terminal sends it) once FILE holds a packet matching `flow` (tcpdump drops
+    what it has not read yet when interrupted): (what pcap printed, `tcpdump -r FILE`)."""
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "harness.cli", "--cluster", cluster.name, "pcap", "sleep", str(path)],
         cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -45,6 +50,9 @@ async def capture_while_curling(cluster: Cluster, path: Path) -> tuple[str, str]
                 printed += chunk
         curl = await cluster.kubectl("exec", "deploy/sleep", "-n", "ambient-demo", "--", "curl", "-s", "httpbin:8000/ip")
         assert '"origin"' in curl.stdout, curl
+        with trio.move_on_after(15):
+            while not re.search(flow, read_pcap(path)):
+                await trio.sleep(0.1)
         os.killpg(process.pid, signal.SIGINT)
         with trio.fail_after(15):
             async for chunk in process.stderr:
@@ -54,8 +62,7 @@ async def capture_while_curling(cluster: Cluster, path: Path) -> tuple[str, str]
         if process.returncode is None:
             os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
-    read = subprocess.run(["tcpdump", "-nn", "-r", str(path)], capture_output=True, text=True, check=True)
-    return printed.decode(), read.stdout
+    return printed.decode(), read_pcap(path)
 
 
 async def graph(cluster: Cluster, path: Path) -> dict[str, ET.Element]:
@@ -76,10 +83,11 @@ async def test_pcap_captures_the_pods_flow_and_graph_marks_the_mesh(cluster_fact
     assert {g.get("data-mark") for name, g in pods.items() if name.startswith("ztunnel-")} == {"ztunnel"}
     assert len([name for name in pods if name.startswith("ztunnel-")]) == 3
 
-    printed, packets = await capture_while_curling(cluster, tmp_path / "plain.pcap")
+    to_service = rf"IP {re.escape(sleep_ip)}\.\d+ > 10\.96\.\d+\.\d+\.8000: Flags \[P\.\]"
+    printed, packets = await capture_while_curling(cluster, tmp_path / "plain.pcap", to_service)
     assert re.search(rf"pcap: wrote \d+ packets captured on ambient-demo/sleep-\S+ \(eth0\) to {tmp_path}/plain.pcap",
                      printed), printed
-    assert re.search(rf"IP {re.escape(sleep_ip)}\.\d+ > 10\.96\.\d+\.\d+\.8000: Flags \[S\]", packets), packets
+    assert re.search(to_service, packets), packets
     assert ".15008" not in packets
 
     (await cluster.kubectl("label", "namespace", "ambient-demo", "istio.io/dataplane-mode=ambient")).check()
@@ -90,16 +98,20 @@ async def test_pcap_captures_the_pods_flow_and_graph_marks_the_mesh(cluster_fact
     after = ET.parse(tmp_path / "after.svg").getroot()
     assert "namespaces in the ambient mesh: ambient-demo" in [t.text for t in after.iter(f"{SVG}text")]
 
-    printed, packets = await capture_while_curling(cluster, tmp_path / "mesh.pcap")
+    hbone = rf"IP {re.escape(sleep_ip)}\.\d+ > {re.escape(httpbin_ip)}\.15008: Flags \[P\.\]"
+    printed, packets = await capture_while_curling(cluster, tmp_path / "mesh.pcap", hbone)
     assert "pcap: wrote" in printed
-    assert re.search(rf"IP {re.escape(sleep_ip)}\.\d+ > {re.escape(httpbin_ip)}\.15008: Flags \[S\]", packets), packets
+    assert re.search(hbone, packets), packets
     assert ".8000:" not in packets and f"{httpbin_ip}.8080:" not in packets
 
 
-async def test_two_shells_on_one_cluster_see_each_others_changes(default_cluster: Cluster) -> None:
+async def test_two_shells_on_one_cluster_see_each_others_changes(default_cluster: Cluster, tmp_path: Path) -> None:
+    """Shell one changes the cluster and captures with `pcap` until Ctrl-C while shell two reads
+    the change and makes the traffic; one exits, the other goes on."""
     prompt = f"(ambient:{default_cluster.name}) $"
-    first, second = Terminal(width=180, height=40), Terminal(width=180, height=40)
+    first, second = Terminal(width=200, height=40), Terminal(width=200, height=40)
     shell = f"cd {REPO} && {sys.executable} -m harness.cli --cluster {default_cluster.name} shell"
+    capture = tmp_path / "two-shells.pcap"
     try:
         for terminal in (first, second):
             terminal.type(shell)
@@ -114,12 +126,26 @@ async def test_two_shells_on_one_cluster_see_each_others_changes(default_cluster
         second.type("kubectl get configmap two-shells -n ambient-demo -o jsonpath='{.data.from}{\"\\n\"}'")
         await second.wait_for_prompt(prompt)
         assert re.search(r"^first$", second.screen(), re.M), second.screen()
+
+        first.type(f"pcap sleep {capture} -f 'tcp port 8000'")
+        await first.wait_for("listening on eth0", timeout=30)
+        second.type("sleep curl -s -o /dev/null -w 'still here %{http_code}\\n' httpbin:8000")
+        await second.wait_for("still here 200")
+        await second.wait_for_prompt(prompt)
+        syn = r"> 10\.96\.\d+\.\d+\.8000: Flags \[S\]"
+        with trio.move_on_after(15):   # a Ctrl-C drops what tcpdump has not read yet
+            while not re.search(syn, read_pcap(capture)):
+                await trio.sleep(0.1)
+        first.key("C-c")
+        await first.wait_for(f"to {capture} (open it with Wireshark")
+        await first.wait_for_prompt(prompt)
+        assert re.search(syn, read_pcap(capture)), read_pcap(capture)
+
         first.type("exit")
         with trio.fail_after(10):
             while len(list((default_cluster.run.path / "shell").glob("rc.*"))) != 1:
                 await trio.sleep(0.05)
-        second.type("sleep curl -s -o /dev/null -w 'still here %{http_code}\\n' httpbin:8000")
-        await second.wait_for("still here 200")
+        second.type("pods | grep -c ' Running '")
         await second.wait_for_prompt(prompt)
         second.type("exit")
         with trio.fail_after(10):
