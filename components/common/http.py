@@ -9,6 +9,7 @@ hands the body over as it arrives, for watches.
 from __future__ import annotations
 
 import json
+import os
 import socket
 from http import HTTPStatus
 import urllib.parse
@@ -224,8 +225,6 @@ async def open_unix_listener(path: str, backlog: int = socket.SOMAXCONN) -> trio
     pods) overflows it, a non-blocking AF_UNIX connect fails with EAGAIN, which trio takes for a
     connect in progress and reports as connected; the client's first send then fails ENOTCONN.
     """
-    import os
-
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
     try:
         os.unlink(path)
@@ -236,10 +235,25 @@ async def open_unix_listener(path: str, backlog: int = socket.SOMAXCONN) -> trio
     return trio.SocketListener(sock)
 
 
+UNIX_PATH_MAX = 107  # sun_path is 108 bytes with its terminating NUL
+
+
+async def _open_unix_socket(path: str) -> trio.abc.Stream:
+    """Connect to a Unix socket, also one whose path is longer than sun_path holds (a node's
+    socket under a long run directory): through /proc/self/fd of its directory."""
+    if len(os.fsencode(path)) <= UNIX_PATH_MAX:
+        return await trio.open_unix_socket(path)
+    directory = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_DIRECTORY)
+    try:
+        return await trio.open_unix_socket(f"/proc/self/fd/{directory}/{os.path.basename(path)}")
+    finally:
+        os.close(directory)
+
+
 async def connect(address: str) -> trio.abc.Stream:
     """Open a stream to `unix:/path` or `host:port`."""
     if address.startswith("unix:"):
-        return await trio.open_unix_socket(address[len("unix:"):])
+        return await _open_unix_socket(address[len("unix:"):])
     host, _, port = address.rpartition(":")
     return await trio.open_tcp_stream(host.strip("[]"), int(port))
 

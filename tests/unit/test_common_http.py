@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import trio
 
 from components.common import http
@@ -38,3 +40,24 @@ async def test_a_connection_close_exchange_over_an_h2_tunnel_ends_the_stream_ins
             answer = await read_all(stream)
     assert answer.startswith(b"HTTP/1.1 200 ")
     assert answer.endswith(b"hello " * 1000)
+
+
+async def test_a_unix_socket_path_longer_than_sun_path_is_reached_through_its_directory(tmp_path):
+    """A node's socket under a long run directory (a long run root and cluster name) is longer
+    than the 107 bytes a sockaddr_un holds; the client still reaches it."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    path = str(deep / "pluginevent.sock")
+    assert len(path) > http.UNIX_PATH_MAX
+    short = tmp_path / "s.sock"
+    listener = await http.open_unix_listener(str(short))
+    os.rename(short, path)
+
+    async def handler(request: http.Request) -> http.Response:
+        return http.Response.text("reached\n")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(http.serve, [listener], handler)
+        response = await http.request(f"unix:{path}", "GET", "/")
+        assert response.body == b"reached\n"
+        nursery.cancel_scope.cancel()
