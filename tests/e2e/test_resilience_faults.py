@@ -223,25 +223,24 @@ async def _httpbin_certificate(cluster: Cluster, ztunnel: str) -> dict | None:
     return None
 
 
-async def test_ca_down_near_expiry_keeps_the_old_certificate_until_the_ca_returns(faulty_mesh: Cluster) -> None:
-    """Short-lived certificates, then the CA stopped: ztunnel keeps serving with the certificate
-    it has past its renewal time (its retries back off, but never past the expiry), and fetches a
-    new one once the CA is back, before the old one runs out."""
+async def test_ca_down_at_renewal_keeps_the_old_certificate_until_the_ca_returns(faulty_mesh: Cluster) -> None:
+    """Short-lived certificates, then the CA stopped when renewal is due: ztunnel keeps serving
+    with the certificate it has (its retries back off, never past the expiry) and fetches a new one
+    once the CA is back. (What happens when the CA stays away past the expiry, the certificate
+    dropped and fetched again on the CA's return, is tests/unit/test_ztunnel_certs.py's, on a mock
+    clock: here it would cost the whole lifetime of a certificate, over two minutes.)"""
     cluster = faulty_mesh
-    with trio.fail_after(SHORT_TTL_SECONDS + 90):
+    with trio.fail_after(120):
         await _set_secret_ttl(cluster, f"{SHORT_TTL_SECONDS}s")
         try:
             await eventually(lambda: serves(cluster), 30, interval=0.5)
             z_dst = await ztunnel_on(cluster, (await pod(cluster, "httpbin")).node)
-            first = await eventually(lambda: _httpbin_certificate(cluster, z_dst), 15, interval=0.5)
-            expires = trio.current_time() + SHORT_TTL_SECONDS
             ca = await runprocs.pid_of(cluster, "components.ca")
             await runprocs.signal(cluster, ca, "STOP")
             try:
-                await trio.sleep_until(trio.current_time() + 10)   # past the renewal time (5 s after the fetch)
-                assert await serves(cluster)
-                assert (await _httpbin_certificate(cluster, z_dst))["serialNumber"] == first["serialNumber"]
-                await trio.sleep_until(expires - 20)                # the CA stays away until shortly before expiry
+                first = await eventually(lambda: _httpbin_certificate(cluster, z_dst), 15, interval=0.5)
+                # Past the renewal time (5 s after the fetch): the renewal cannot reach the CA.
+                await trio.sleep_until(trio.current_time() + 10)
                 assert await serves(cluster)
                 assert (await _httpbin_certificate(cluster, z_dst))["serialNumber"] == first["serialNumber"]
             finally:
@@ -250,7 +249,7 @@ async def test_ca_down_near_expiry_keeps_the_old_certificate_until_the_ca_return
             async def renewed() -> dict | None:
                 cert = await _httpbin_certificate(cluster, z_dst)
                 return cert if cert is not None and cert["serialNumber"] != first["serialNumber"] else None
-            fresh = await eventually(renewed, expires - trio.current_time() + 15, interval=0.5)
+            fresh = await eventually(renewed, 40, interval=0.5)
             assert fresh["expirationTime"] > first["expirationTime"]
             assert await serves(cluster)
         finally:
