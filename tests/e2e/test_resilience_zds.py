@@ -159,14 +159,16 @@ async def served(cluster: Cluster) -> None:
         assert result.exit_code == 0 and TITLE in result.stdout, (client, result)
 
 
-# Each malformed message: the datagram, how many pod netns fds ride with it, ztunnel's NACK.
+# Each malformed message: the datagram, how many pod netns fds ride with it, and ztunnel's NACK
+# (upstream's texts: inpod/protocol.rs, prost's decode errors).
 CASES: dict[str, tuple[str, int, str]] = {
     "add-without-fd": ("add", 0, "failure to read message : No control message"),
-    "add-with-two-fds": ("add", 2, "failure to read message : expected exactly one fd with AddWorkload, got 2"),
-    "unknown-type": ("unknown", 0, "failure to read message : invalid message: WorkloadRequest has no payload"),
-    "garbage": ("garbage", 0, "failure to read message : invalid message: unsupported wire type 7"),
+    "add-with-two-fds": ("add", 2, "failure to read message : Expected 1 FD, got 2"),
+    "unknown-type": ("unknown", 0, "failure to read message : no payload"),
+    "garbage": ("garbage", 0,
+                "failure to read message : failed to decode Protobuf message: invalid wire type value: 7"),
     "del-with-fd": ("del", 1, "failure to read message : Unexpected control message"),
-    "oversized": ("oversized", 0, "failure to read message : truncated message"),
+    "oversized": ("oversized", 0, "failure to read message : received truncated message"),
 }
 
 
