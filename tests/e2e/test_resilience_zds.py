@@ -38,6 +38,19 @@ CNI_LABEL = "k8s-app=istio-cni-node"
 # A WorkloadRequest whose only field is number 15, a type ZDS does not have (an empty message).
 UNKNOWN_TYPE = bytes([15 << 3 | 2, 0])
 
+NEWCOMER = """
+apiVersion: v1
+kind: Pod
+metadata: {name: newcomer, namespace: ambient-demo, labels: {app: newcomer}}
+spec:
+  terminationGracePeriodSeconds: 0
+  nodeSelector: {kubernetes.io/hostname: %s}
+  containers:
+  - name: curl
+    image: curlimages/curl
+    command: ["/bin/sleep", "infinity"]
+"""
+
 
 @pytest.fixture(scope="module")
 def zds_mesh() -> Iterator[Cluster]:
@@ -253,6 +266,28 @@ async def test_malformed_zds_messages_are_refused_and_ztunnel_keeps_serving(zds_
         assert [(p.uid, p.restarts) for p in await node_pods(cluster, node)] == [(p.uid, p.restarts) for p in pods]
         assert len(await runprocs.pids_of(cluster, "components.cni")) == len(cluster.nodes())
         assert len(await runprocs.pids_of(cluster, "components.ztunnel")) == len(cluster.nodes())
+        await newcomer_is_captured_and_released(cluster, node, ztunnel)
+
+
+async def newcomer_is_captured_and_released(cluster: Cluster, node: str, ztunnel: str) -> None:
+    """A pod started on the node now is captured through istio-cni's Add (it reaches httpbin
+    through the mesh), and its deletion reaches ztunnel as a Del."""
+    await cluster.apply(NEWCOMER % node)
+    (await cluster.kubectl("wait", "--for=condition=Ready", "pod/newcomer", "-n", NS, "--timeout=20s")).check()
+    uid = (await cluster.api.get("v1", "Pod", NS, "newcomer"))["metadata"]["uid"]
+
+    async def held() -> bool:
+        return uid in (await config_dump(cluster, ztunnel))["workloadState"]
+    await eventually(held, 10, interval=0.2)
+    listeners = (await cluster.exec("newcomer", "ss", "-ntl", namespace=NS)).stdout
+    assert "*:15008 " in listeners and "*:15001 " in listeners, listeners
+    result = await cluster.exec("newcomer", "curl", "-s", "--max-time", "3", "httpbin:8000", namespace=NS)
+    assert result.exit_code == 0 and TITLE in result.stdout, result
+    (await cluster.kubectl("delete", "pod", "newcomer", "-n", NS)).check()
+
+    async def released() -> bool:
+        return uid not in (await config_dump(cluster, ztunnel))["workloadState"]
+    await eventually(released, 10, interval=0.2)
 
 
 async def _serves_quietly(cluster: Cluster) -> bool:
