@@ -17,6 +17,8 @@ One protobuf message per datagram (no length prefix), in the wire format of ztun
 An AddWorkload carries the pod's netns fd by SCM_RIGHTS (exactly one); no other message carries
 fds. Every request is answered by one WorkloadResponse before the next is sent (acks correlate
 only by order). The protobuf encoding is hand-written: varints and length-delimited fields only.
+Errors read as ztunnel's do (its NACK says "failure to read message : " and this text): prost's
+decode errors, "no payload", "received truncated message", "Expected 1 FD, got N".
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ _FIXED32 = 5
 
 class ZdsError(Exception):
     """A ZDS protocol or transport error (the message is what the peer would log)."""
+
+
+def _decode_error(description: str) -> ZdsError:
+    """A message that does not parse, worded as prost's DecodeError."""
+    return ZdsError(f"failed to decode Protobuf message: {description}")
 
 
 class ZdsClosed(ZdsError):
@@ -108,7 +115,7 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         if pos >= len(data):
-            raise ZdsError("invalid message: truncated varint")
+            raise _decode_error("invalid varint")
         byte = data[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
@@ -116,7 +123,7 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
             return result, pos
         shift += 7
         if shift >= 64:
-            raise ZdsError("invalid message: varint too long")
+            raise _decode_error("invalid varint")
 
 
 def _key(field: int, wire_type: int) -> bytes:
@@ -144,37 +151,39 @@ def _fields(data: bytes) -> list[tuple[int, int, int | bytes]]:
         key, pos = _read_varint(data, pos)
         field, wire_type = key >> 3, key & 7
         if field == 0:
-            raise ZdsError("invalid message: field number 0")
+            raise _decode_error("invalid tag value: 0")
         if wire_type == _VARINT:
             value, pos = _read_varint(data, pos)
             out.append((field, wire_type, value))
         elif wire_type == _LENGTH:
             size, pos = _read_varint(data, pos)
             if pos + size > len(data):
-                raise ZdsError("invalid message: truncated field")
+                raise _decode_error("buffer underflow")
             out.append((field, wire_type, data[pos:pos + size]))
             pos += size
         elif wire_type in (_FIXED64, _FIXED32):
             pos += 8 if wire_type == _FIXED64 else 4
             if pos > len(data):
-                raise ZdsError("invalid message: truncated field")
+                raise _decode_error("buffer underflow")
+        elif wire_type > _FIXED32:
+            raise _decode_error(f"invalid wire type value: {wire_type}")
         else:
-            raise ZdsError(f"invalid message: unsupported wire type {wire_type}")
+            raise _decode_error(f"unsupported wire type value: {wire_type} (groups)")
     return out
 
 
 def _text(value: int | bytes) -> str:
     if not isinstance(value, bytes):
-        raise ZdsError("invalid message: string field is not length-delimited")
+        raise _decode_error("string field is not length-delimited")
     try:
         return value.decode()
     except UnicodeDecodeError as exc:
-        raise ZdsError("invalid message: string field is not UTF-8") from exc
+        raise _decode_error("invalid string value: data is not UTF-8 encoded") from exc
 
 
 def _body(value: int | bytes) -> bytes:
     if not isinstance(value, bytes):
-        raise ZdsError("invalid message: message field is not length-delimited")
+        raise _decode_error("message field is not length-delimited")
     return value
 
 
@@ -244,7 +253,7 @@ def decode_request(data: bytes) -> WorkloadRequest:
         elif field == 3:
             request = SnapshotSent()
     if request is None:
-        raise ZdsError("invalid message: WorkloadRequest has no payload")
+        raise ZdsError("no payload")
     return request
 
 
@@ -258,7 +267,7 @@ def decode_response(data: bytes) -> Ack:
         if field == 1 and wire_type == _LENGTH:
             ack = Ack(_strings(_body(value)).get(1, ""))
     if ack is None:
-        raise ZdsError("invalid message: WorkloadResponse has no payload")
+        raise ZdsError("no payload")
     return ack
 
 
@@ -294,7 +303,7 @@ async def receive_datagram(sock: trio.socket.SocketType) -> tuple[bytes, list[in
     """Receive one datagram and the fds that came with it (close-on-exec; the caller owns them).
 
     A message longer than MAX_MESSAGE or with more fds than there is room for is an error (its
-    fds are closed). A closed connection raises ZdsClosed.
+    fds are closed), worded as ztunnel's for both. A closed connection raises ZdsClosed.
     """
     try:
         data, ancdata, flags, _ = await sock.recvmsg(
@@ -302,12 +311,9 @@ async def receive_datagram(sock: trio.socket.SocketType) -> tuple[bytes, list[in
     except OSError as exc:
         raise ZdsError(f"read failed: {exc}") from exc
     fds = _received_fds(ancdata)
-    if flags & socket.MSG_TRUNC:
+    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
         close_fds(fds)
-        raise ZdsError("truncated message")
-    if flags & socket.MSG_CTRUNC:
-        close_fds(fds)
-        raise ZdsError("truncated control message")
+        raise ZdsError("received truncated message")
     if not data and not fds:
         raise ZdsClosed("connection closed by peer")
     return data, fds
@@ -316,20 +322,25 @@ async def receive_datagram(sock: trio.socket.SocketType) -> tuple[bytes, list[in
 def claim_fds(request: WorkloadRequest, fds: list[int]) -> int | None:
     """Apply ztunnel's rules to the fds that came with `request`: the netns fd of an Add, or None.
 
-    An Add must carry exactly one fd ("No control message" if none); any other message none
-    ("Unexpected control message"). On error every received fd is closed.
+    No message carries more than one fd ("Expected 1 FD, got N"); an Add exactly one ("No control
+    message" if none); any other message none ("Unexpected control message"). On error every
+    received fd is closed.
     """
+    _at_most_one_fd(fds)
     if isinstance(request, AddWorkload):
         if not fds:
             raise ZdsError("No control message")
-        if len(fds) > 1:
-            close_fds(fds)
-            raise ZdsError(f"expected exactly one fd with AddWorkload, got {len(fds)}")
         return fds[0]
     if fds:
         close_fds(fds)
         raise ZdsError("Unexpected control message")
     return None
+
+
+def _at_most_one_fd(fds: list[int]) -> None:
+    if len(fds) > 1:
+        close_fds(fds)
+        raise ZdsError(f"Expected 1 FD, got {len(fds)}")
 
 
 def _no_fds(fds: list[int]) -> None:
@@ -357,8 +368,12 @@ async def send_request(sock: trio.socket.SocketType, request: WorkloadRequest,
 
 
 async def receive_request(sock: trio.socket.SocketType) -> tuple[WorkloadRequest, int | None]:
-    """Receive a request and, for an Add, the netns fd it carried (the caller closes it)."""
+    """Receive a request and, for an Add, the netns fd it carried (the caller closes it).
+
+    The fds are counted before the message is decoded, as ztunnel does.
+    """
     data, fds = await receive_datagram(sock)
+    _at_most_one_fd(fds)
     try:
         request = decode_request(data)
     except ZdsError:

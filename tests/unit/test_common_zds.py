@@ -56,10 +56,13 @@ def test_long_strings_use_multibyte_lengths():
 
 @pytest.mark.parametrize("hexbytes, message", [
     ("", "no payload"),
-    ("0a05", "truncated field"),
-    ("0a", "truncated varint"),
-    ("0b", "unsupported wire type"),
-    ("0a020a05", "truncated field"),
+    ("0a05", "^failed to decode Protobuf message: buffer underflow$"),
+    ("0a", "^failed to decode Protobuf message: invalid varint$"),
+    ("0f", "^failed to decode Protobuf message: invalid wire type value: 7$"),
+    ("0b", "unsupported wire type value: 3"),
+    ("08ffffffffffffffffffff01", "invalid varint"),
+    ("0a020a05", "buffer underflow"),
+    ("0a03" "0a01ff", "invalid string value: data is not UTF-8 encoded"),
 ])
 def test_malformed_requests(hexbytes, message):
     with pytest.raises(ZdsError, match=message):
@@ -130,7 +133,10 @@ async def test_fds_on_other_messages_are_closed_and_refused():
             with pytest.raises(ZdsError, match="^Unexpected control message$"):
                 await zds.receive_request(right)
             await zds.send_datagram(left, zds.encode_request(ADD), [r, w])
-            with pytest.raises(ZdsError, match="exactly one fd"):
+            with pytest.raises(ZdsError, match="^Expected 1 FD, got 2$"):
+                await zds.receive_request(right)
+            await zds.send_datagram(left, b"garbage", [r, w])  # counted before decoding, as ztunnel does
+            with pytest.raises(ZdsError, match="^Expected 1 FD, got 2$"):
                 await zds.receive_request(right)
             await zds.send_datagram(left, zds.encode_response(Ack()), [w])
             with pytest.raises(ZdsError, match="^Unexpected control message$"):
@@ -145,13 +151,13 @@ async def test_truncation_is_an_error():
     left, right = _pair()
     with left, right:
         await zds.send_datagram(left, b"\x00" * (zds.MAX_MESSAGE + 1))
-        with pytest.raises(ZdsError, match="^truncated message$"):
+        with pytest.raises(ZdsError, match="^received truncated message$"):
             await zds.receive_datagram(right)
         r, w = os.pipe()
         try:
             before = _open_fds()
             await zds.send_datagram(left, zds.encode_request(ADD), [r] * (zds.MAX_FDS + 2))
-            with pytest.raises(ZdsError, match="^truncated control message$"):
+            with pytest.raises(ZdsError, match="^received truncated message$"):
                 await zds.receive_datagram(right)
             assert _open_fds() == before
         finally:
