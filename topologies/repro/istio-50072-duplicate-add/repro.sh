@@ -28,9 +28,9 @@ kubectl rollout status ds/istio-cni-node -n istio-system --timeout=60s
 
 # The fixed behaviour: the second add finds its own rules and leaves them ("compatible residues").
 CNI=$(kubectl get pod -n istio-system -l k8s-app=istio-cni-node --field-selector spec.nodeName=ambient-worker2 -o jsonpath='{.items[0].metadata.name}')
-kubectl logs $CNI -n istio-system | grep -A1 'adding pod ambient-demo/httpbin'
+kubectl logs $CNI -n istio-system | grep -A3 'adding pod ambient-demo/httpbin'
 # retry: 10
-# expect: matches adding pod ambient-demo/httpbin-\S+ to ztunnel\n.*Found compatible residues of old iptables rules/chains, reconciliation not needed
+# expect: matches adding pod ambient-demo/httpbin-\S+ to ztunnel\n(.*\n){0,2}.*Found compatible residues of old iptables rules/chains, reconciliation not needed
 # expect-no-log istio-cni ambient-worker2: line 2 failed
 # expect-no-log istio-cni ambient-worker2: failed to add pod to ztunnel
 
