@@ -179,8 +179,12 @@ class WaypointProxy:
 
     async def _on_connection(self, transport: trio.SocketStream) -> None:
         context = self.certificate.server
-        peer_address = format_address(transport.socket.getpeername()[:2])
-        local_address = format_address(transport.socket.getsockname()[:2])
+        try:
+            peer_address = format_address(transport.socket.getpeername()[:2])
+            local_address = format_address(transport.socket.getsockname()[:2])
+        except OSError:  # the client is already gone
+            await trio.aclose_forcefully(transport)
+            return
         if context is None:
             await transport.aclose()
             return
@@ -240,8 +244,12 @@ class WaypointProxy:
         listeners = await trio.open_tcp_listeners(port, host="0.0.0.0")
 
         async def on_connection(stream: trio.SocketStream) -> None:
-            peer = format_address(stream.socket.getpeername()[:2])
-            local = format_address(stream.socket.getsockname()[:2])
+            try:
+                peer = format_address(stream.socket.getpeername()[:2])
+                local = format_address(stream.socket.getsockname()[:2])
+            except OSError:  # the client is already gone
+                await trio.aclose_forcefully(stream)
+                return
             tunnel = Tunnel(None, peer, (local.rpartition(":")[0], port), None, None, local,
                             self._gateways_on(port, labels))
             await http.serve_connection(stream, partial(self.handle, tunnel))

@@ -306,3 +306,20 @@ spec:
         (await mesh.kubectl("label", "pod", name, "-n", NS, "istio.io/use-waypoint-")).check()
         (await mesh.kubectl("delete", "authorizationpolicy", "no-delete", "-n", NS)).check()
         (await mesh.istioctl("waypoint", "delete", "pods", "-n", NS)).check()
+
+
+@bounded
+async def test_the_waypoint_refuses_what_is_not_hbone_and_keeps_serving(mesh: Cluster) -> None:
+    """Plain HTTP, and a TLS client without a mesh certificate, straight to the waypoint's 15008
+    (from outside the mesh, so ztunnel does not wrap them): closed, and the next request through
+    the waypoint is served."""
+    pods = json.loads((await mesh.kubectl("get", "pods", "-n", NS, "-l", "gateway.networking.k8s.io/gateway-name=waypoint",
+                                          "-o", "json")).stdout)
+    waypoint_ip = pods["items"][0]["status"]["podIP"]
+    for extra in ((), ("-k",)):
+        scheme = "https" if extra else "http"
+        refused = await curl(mesh, "outsider", f"{scheme}://{waypoint_ip}:15008/", *extra, namespace="outside")
+        assert refused.exit_code in (35, 52, 56), refused
+        assert await status_of(mesh, "sleep", "http://httpbin:8000/get") == "200"
+    ready = await in_pod(mesh, "waypoint", "curl", "-s", "localhost:15021/healthz/ready")
+    assert ready.stdout.strip() == "LIVE"
