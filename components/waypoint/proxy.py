@@ -118,6 +118,14 @@ def _envoy_response(status: int, body: str) -> http.Response:
     return http.Response(status, [("content-type", "text/plain"), ("server", "istio-envoy")], body.encode())
 
 
+def _addresses(stream: trio.SocketStream) -> tuple[str, str] | None:
+    """(peer, local) `ip:port` of an accepted connection; None if the client is already gone."""
+    try:
+        return format_address(stream.socket.getpeername()[:2]), format_address(stream.socket.getsockname()[:2])
+    except OSError:
+        return None
+
+
 def _route_not_found() -> Outcome:
     return Outcome(http.Response(404, [("server", "istio-envoy")]), flags="NR", details="route_not_found")
 
@@ -179,15 +187,11 @@ class WaypointProxy:
 
     async def _on_connection(self, transport: trio.SocketStream) -> None:
         context = self.certificate.server
-        try:
-            peer_address = format_address(transport.socket.getpeername()[:2])
-            local_address = format_address(transport.socket.getsockname()[:2])
-        except OSError:  # the client is already gone
+        addresses = _addresses(transport)
+        if addresses is None or context is None:
             await trio.aclose_forcefully(transport)
             return
-        if context is None:
-            await transport.aclose()
-            return
+        peer_address, local_address = addresses
         try:
             with trio.fail_after(HANDSHAKE_TIMEOUT):
                 tls_stream, peer = await tls_accept(transport, context, self.settings.trust_domain)
@@ -244,12 +248,11 @@ class WaypointProxy:
         listeners = await trio.open_tcp_listeners(port, host="0.0.0.0")
 
         async def on_connection(stream: trio.SocketStream) -> None:
-            try:
-                peer = format_address(stream.socket.getpeername()[:2])
-                local = format_address(stream.socket.getsockname()[:2])
-            except OSError:  # the client is already gone
+            addresses = _addresses(stream)
+            if addresses is None:
                 await trio.aclose_forcefully(stream)
                 return
+            peer, local = addresses
             tunnel = Tunnel(None, peer, (local.rpartition(":")[0], port), None, None, local,
                             self._gateways_on(port, labels))
             await http.serve_connection(stream, partial(self.handle, tunnel))
