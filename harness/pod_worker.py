@@ -153,13 +153,16 @@ class PodWorker:
             try:
                 return await self.volumes.prepare()
             except volumes.VolumeError as exc:
-                message = f"MountVolume.SetUp failed: {exc}"
-                if message != self.sandbox_error:
-                    log.warning("pod %s: %s", self.ref, message)
-                    self.sandbox_error = message
-                    await self._push_status()
+                await self._sandbox_failed(f"MountVolume.SetUp failed: {exc}")
             await trio.sleep(delay)
             delay = min(delay * 2, VOLUME_RETRY_MAX)
+
+    async def _sandbox_failed(self, message: str) -> None:
+        """Report why the sandbox is not ready yet, once per distinct reason."""
+        if message != self.sandbox_error:
+            log.warning("pod %s: %s", self.ref, message)
+            self.sandbox_error = message
+            await self._push_status()
 
     async def _create_sandbox(self, mounts: list[volumes.Mount]) -> None:
         run = self.kubelet.run
@@ -205,11 +208,7 @@ class PodWorker:
                     await self._push_status()
                 return
             except cni.PluginError as exc:
-                message = f"failed to setup network for sandbox: {exc}"
-                if message != self.sandbox_error:
-                    log.warning("pod %s: %s", self.ref, message)
-                    self.sandbox_error = message
-                    await self._push_status()
+                await self._sandbox_failed(f"failed to setup network for sandbox: {exc}")
             await trio.sleep(delay)
             delay = min(delay * 2, VOLUME_RETRY_MAX)
 

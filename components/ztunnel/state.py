@@ -228,24 +228,10 @@ class ProxyState:
 
     def service_by_vip(self, ip: str, network: str = "", namespace: str | None = None) -> Service | None:
         """The service with this VIP; of several, the one in `namespace` (the client's) first."""
-        services = self._by_vip.get((network, ip))
-        if not services:
-            return None
-        if namespace is not None:
-            for service in services:
-                if service.namespace == namespace:
-                    return service
-        return services[0]
+        return _prefer_namespace(self._by_vip.get((network, ip)), namespace)
 
     def service_by_hostname(self, hostname: str, namespace: str | None = None) -> Service | None:
-        services = self._by_host.get(hostname)
-        if not services:
-            return None
-        if namespace is not None:
-            for service in services:
-                if service.namespace == namespace:
-                    return service
-        return services[0]
+        return _prefer_namespace(self._by_host.get(hostname), namespace)
 
     def find_address(self, ip: str, network: str = "",
                      namespace: str | None = None) -> Workload | Service | None:
@@ -327,3 +313,10 @@ class Store:
                 await changed.wait()
         log.warning("timed out waiting for workload '%s' from xds", info)
         return None
+
+
+def _prefer_namespace(services: list[Service] | None, namespace: str | None) -> Service | None:
+    """The first of `services` in `namespace` if there is one, else the first."""
+    if not services:
+        return None
+    return next((s for s in services if s.namespace == namespace), services[0])

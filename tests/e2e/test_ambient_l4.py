@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness import cni
 from harness.cluster import Cluster, Result
 from harness.demo import SEED_002_POLICY
-from harness.pytest_plugin import REPO, require_root
+from harness.pytest_plugin import REPO, cluster_up
 from tests.e2e.capture import FIN, SYN, Packets, capture, tls_records
 
 pytestmark = pytest.mark.e2e
@@ -140,14 +140,9 @@ async def _add_outsider(cluster: Cluster) -> None:
 def mesh() -> Iterator[Cluster]:
     """topologies/ambient.yaml (Istio installed, ambient-demo not labelled) plus an outsider pod,
     as cluster `e2e-l4`, for the whole module."""
-    require_root()
-    cluster = Cluster.from_file(AMBIENT_TOPOLOGY, name="e2e-l4")
-    trio.run(cluster.__aenter__)
-    try:
+    with cluster_up(AMBIENT_TOPOLOGY, "e2e-l4") as cluster:
         trio.run(_add_outsider, cluster)
         yield cluster
-    finally:
-        trio.run(cluster.__aexit__, None, None, None)
 
 
 @dataclass

@@ -18,7 +18,7 @@ import trio
 
 from components.common import http, pki
 from harness.cluster import Cluster
-from harness.pytest_plugin import REPO, require_root
+from harness.pytest_plugin import REPO, cluster_up
 from tests.e2e import runprocs
 from tests.e2e.test_ambient_l4 import (NS, OUTSIDE, OUTSIDER, TITLE, Pod, curl, eventually, pod, set_enrolment,
                                        ztunnel_on)
@@ -42,14 +42,9 @@ async def _prepare(cluster: Cluster) -> None:
 def target_mesh() -> Iterator[Cluster]:
     """topologies/ambient.yaml, ambient-demo enrolled, a TCP echo server and an outsider pod,
     as `e2e-res-input`."""
-    require_root()
-    cluster = Cluster.from_file(REPO / "topologies" / "ambient.yaml", name="e2e-res-input")
-    trio.run(cluster.__aenter__)
-    try:
+    with cluster_up(REPO / "topologies" / "ambient.yaml", "e2e-res-input") as cluster:
         trio.run(_prepare, cluster)
         yield cluster
-    finally:
-        trio.run(cluster.__aexit__, None, None, None)
 
 
 async def mesh_root(cluster: Cluster) -> pki.RootCA:

@@ -12,7 +12,7 @@ import trio
 
 from harness import sandbox
 from harness.cluster import Cluster, Result
-from harness.pytest_plugin import REPO, require_root
+from harness.pytest_plugin import REPO, cluster_up
 from tests.e2e import runprocs
 from tests.e2e.test_ambient_l4 import (NS, SEED_002_POLICY, TITLE, config_dump, curl, eventually, pod,
                                        set_enrolment, wait_for_policies, ztunnel_on)
@@ -25,14 +25,9 @@ APPS = ("httpbin", "sleep", "notsleep")
 @pytest.fixture(scope="module")
 def faulty_mesh() -> Iterator[Cluster]:
     """topologies/ambient.yaml with ambient-demo enrolled, as `e2e-res-faults`."""
-    require_root()
-    cluster = Cluster.from_file(REPO / "topologies" / "ambient.yaml", name="e2e-res-faults")
-    trio.run(cluster.__aenter__)
-    try:
+    with cluster_up(REPO / "topologies" / "ambient.yaml", "e2e-res-faults") as cluster:
         trio.run(set_enrolment, cluster, True)
         yield cluster
-    finally:
-        trio.run(cluster.__aexit__, None, None, None)
 
 
 async def serves(cluster: Cluster, client: str = "notsleep", max_time: str = "3", url: str = "httpbin:8000") -> bool:

@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from harness.cluster import Cluster
-from harness.pytest_plugin import REPO, require_root
+from harness.pytest_plugin import REPO, cluster_up
 from tests.e2e import runprocs
 from tests.e2e.test_ambient_l4 import NS, eventually, pod, set_enrolment, ztunnel_on
 
@@ -58,14 +58,9 @@ async def _prepare(cluster: Cluster) -> None:
 @pytest.fixture(scope="module")
 def loaded_mesh() -> Iterator[Cluster]:
     """topologies/ambient.yaml with ambient-demo enrolled and a TCP echo server, as `e2e-res-load`."""
-    require_root()
-    cluster = Cluster.from_file(REPO / "topologies" / "ambient.yaml", name="e2e-res-load")
-    trio.run(cluster.__aenter__)
-    try:
+    with cluster_up(REPO / "topologies" / "ambient.yaml", "e2e-res-load") as cluster:
         trio.run(_prepare, cluster)
         yield cluster
-    finally:
-        trio.run(cluster.__aexit__, None, None, None)
 
 
 async def _ztunnel_usage(cluster: Cluster, nodes: tuple[str, ...]) -> dict[str, runprocs.Usage]:

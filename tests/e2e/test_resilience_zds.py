@@ -23,7 +23,7 @@ import trio
 
 from components.common import zds
 from harness.cluster import Cluster
-from harness.pytest_plugin import REPO, require_root
+from harness.pytest_plugin import REPO, cluster_up
 from tests.e2e import runprocs
 from tests.e2e.test_ambient_l4 import (NS, TITLE, assert_seed_002_rules, config_dump, curl, eventually, in_pod,
                                        iptables_save, metric_sum, metrics, pod, pod_log, set_enrolment,
@@ -55,14 +55,9 @@ spec:
 @pytest.fixture(scope="module")
 def zds_mesh() -> Iterator[Cluster]:
     """topologies/ambient.yaml with ambient-demo enrolled, as `e2e-res-zds`."""
-    require_root()
-    cluster = Cluster.from_file(REPO / "topologies" / "ambient.yaml", name="e2e-res-zds")
-    trio.run(cluster.__aenter__)
-    try:
+    with cluster_up(REPO / "topologies" / "ambient.yaml", "e2e-res-zds") as cluster:
         trio.run(set_enrolment, cluster, True)
         yield cluster
-    finally:
-        trio.run(cluster.__aexit__, None, None, None)
 
 
 @dataclass(frozen=True)
